@@ -1,0 +1,511 @@
+"""KeyValCache: Django's cache API over a table in the project's own database."""
+
+from __future__ import annotations
+
+import copy
+import time
+from contextlib import nullcontext
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache, default_key_func
+from django.core.exceptions import ImproperlyConfigured
+from django.db import DatabaseError, connections, router, transaction
+from django.db.backends.utils import CursorWrapper
+from django.utils.module_loading import import_string
+
+from .codec import RowCodec
+from .exceptions import UnreadableValue
+from .identity import decode_name, encode_name, name_hash, prefix_upper_bound
+from .serializers import load_serializer
+from .sql import Dialect, dialect_for
+from .sql.base import Row, Stored
+
+KNOWN_OPTIONS = frozenset(
+    {
+        "MAX_ENTRIES",
+        "CULL_FREQUENCY",
+        "SERIALIZER",
+        "DATABASE",
+        "REVERSE_KEY_FUNCTION",
+        "PURGE_EVERY",
+        "PURGE_BATCH",
+    }
+)
+TABLE = "keyval_backend_entry"
+# Rows fetched per round trip when iterating a store.
+PAGE_SIZE = 1000
+# With MAX_ENTRIES set, re-count the store after this many writes even if the
+# local estimate says there is room, to notice other processes' inserts.
+RECOUNT_EVERY = 1000
+# Compare-and-swap attempts of the Python incr path before giving up.
+INCR_ATTEMPTS = 100
+
+
+class KeyValCache(BaseCache):
+    """A Django cache backend that is a persistent key-value store.
+
+    Bound to the store named by ``LOCATION`` (``"default"`` when empty);
+    :meth:`store` gives the same backend bound to another store. Unlike a
+    throw-away cache, entries never expire unless given a timeout (``TIMEOUT``
+    defaults to ``None``), nothing is evicted unless ``MAX_ENTRIES`` is set,
+    and database errors propagate instead of reading as a miss.
+    """
+
+    def __init__(self, location: str, params: Mapping[str, Any]) -> None:
+        params = dict(params)
+        if "TIMEOUT" not in params and "timeout" not in params:
+            params["TIMEOUT"] = None
+        options = params.get("OPTIONS") or {}
+        unknown = set(options) - KNOWN_OPTIONS
+        if unknown:
+            raise ImproperlyConfigured(
+                f"Unknown KeyValCache OPTIONS {sorted(unknown)}; known: {sorted(KNOWN_OPTIONS)}"
+            )
+        super().__init__(params)
+        self._cull_enabled = (
+            "MAX_ENTRIES" in options
+            or "max_entries" in params
+            or "CULL_FREQUENCY" in options
+            or "cull_frequency" in params
+        )
+        self._codec = RowCodec(load_serializer(options.get("SERIALIZER", "pickle")))
+        self._database: str | None = options.get("DATABASE")
+        self._purge_every = _non_negative_int(options, "PURGE_EVERY", 100)
+        self._purge_batch = _non_negative_int(options, "PURGE_BATCH", 1000) or 1
+        reverse = options.get("REVERSE_KEY_FUNCTION")
+        self._reverse_key: Callable[[str], str] | None = (
+            import_string(reverse) if isinstance(reverse, str) else reverse
+        )
+        self._warn_keys = True
+        self._bind(location or "default")
+
+    def _bind(self, name: str) -> None:
+        if not isinstance(name, str):
+            raise TypeError(f"store names are str, not {type(name).__name__}")
+        self._store_name = name
+        self._store_bytes = encode_name(name)
+        self._store_hash = name_hash(self._store_bytes)
+        self._entries: int | None = None  # estimate of the store's rows, for culling
+        self._writes_since_count = 0
+        self._expiring_writes = 0
+
+    # -- binding ------------------------------------------------------------
+
+    @property
+    def store_name(self) -> str:
+        """The store this backend reads and writes."""
+        return self._store_name
+
+    def store(self, name: str) -> KeyValCache:
+        """This backend bound to store ``name``: no connection, no query."""
+        clone = copy.copy(self)
+        clone._bind(name)
+        return clone
+
+    def validate_key(self, key: Any) -> None:
+        # The KeyVal facade accepts any str as a key; the cache API keeps
+        # Django's portable-key warnings (CacheKeyWarning).
+        if self._warn_keys:
+            super().validate_key(key)
+
+    def facade_view(self, name: str) -> KeyValCache:
+        """The backend bound to ``name`` that the KeyVal facade uses: every
+        str is a valid key there, and nothing warns."""
+        view = self.store(name)
+        view._warn_keys = False
+        return view
+
+    # -- plumbing -------------------------------------------------------------
+
+    @property
+    def database(self) -> str:
+        """The database alias: ``OPTIONS["DATABASE"]``, else the router's
+        choice for writes of the Entry model (reads use it too, so a read
+        always sees the writes before it)."""
+        if self._database is None:
+            from .models import Entry
+
+            self._database = router.db_for_write(Entry) or "default"
+        return self._database
+
+    def _sql(self) -> tuple[Dialect, CursorWrapper]:
+        alias = self.database
+        return dialect_for(alias, TABLE), connections[alias].cursor()
+
+    def _identify(self, made_key: str) -> tuple[bytes, str, bytes]:
+        """(key bytes, key hash, signature identity) of a made key."""
+        key_bytes = encode_name(made_key)
+        key_hash = name_hash(key_bytes)
+        return key_bytes, key_hash, (self._store_hash + key_hash).encode()
+
+    def _row(self, made_key: str, value: Any, timeout: Any, now: float) -> Row:
+        key_bytes, key_hash, identity = self._identify(made_key)
+        fmt, data, number = self._codec.encode(identity, value)
+        return (
+            self._store_bytes,
+            key_bytes,
+            self._store_hash,
+            key_hash,
+            fmt,
+            data,
+            number,
+            self.get_backend_timeout(timeout),
+            now,
+            now,
+        )
+
+    def _decode(self, key_hash: str, stored: Stored) -> Any:
+        return self._codec.decode((self._store_hash + key_hash).encode(), *stored)
+
+    def _before_write(self, dialect: Dialect, cursor: CursorWrapper, now: float) -> None:
+        """Cull when MAX_ENTRIES is set and the store may be full.
+
+        Django's meaning (before a write, a store at MAX_ENTRIES loses its
+        expired entries, then 1/CULL_FREQUENCY of the rest, or everything when
+        CULL_FREQUENCY is 0), without a COUNT(*) on every write: the count is
+        tracked locally from what each write reports and re-read only when it
+        reaches the limit or every RECOUNT_EVERY writes.
+        """
+        if not self._cull_enabled:
+            return
+        if (
+            self._entries is not None
+            and self._entries < self._max_entries
+            and self._writes_since_count < RECOUNT_EVERY
+        ):
+            return
+        count = self._count_rows(cursor, dialect)
+        if count >= self._max_entries:
+            cursor.execute(dialect.purge_store_sql, (self._store_hash, now))
+            count = self._count_rows(cursor, dialect)
+        if count >= self._max_entries:
+            if self._cull_frequency == 0:
+                cursor.execute(dialect.clear_sql, (self._store_hash,))
+                count = 0
+            else:
+                culled = count // self._cull_frequency
+                dialect.cull(cursor, self._store_hash, culled)
+                count -= culled
+        self._entries = count
+        self._writes_since_count = 0
+
+    def _count_rows(self, cursor: CursorWrapper, dialect: Dialect) -> int:
+        cursor.execute(dialect.count_all_sql, (self._store_hash,))
+        return int(cursor.fetchone()[0])
+
+    def _after_write(
+        self, dialect: Dialect, cursor: CursorWrapper, new_rows: int, expiring: int, now: float
+    ) -> None:
+        """Track the store size, and purge expired rows every PURGE_EVERY
+        writes that carried a timeout, at most PURGE_BATCH at a time, so the
+        table cannot grow without bound while no write needs it to."""
+        if self._entries is not None:
+            self._entries += new_rows
+        self._writes_since_count += 1
+        if expiring and self._purge_every:
+            self._expiring_writes += expiring
+            if self._expiring_writes >= self._purge_every:
+                self._expiring_writes = 0
+                dialect.purge_expired(cursor, now, self._purge_batch)
+
+    def _write(self, made_key: str, value: Any, timeout: Any, statement: str) -> bool:
+        now = time.time()
+        row = self._row(made_key, value, timeout, now)
+        dialect, cursor = self._sql()
+        with cursor:
+            self._before_write(dialect, cursor, now)
+            written = getattr(dialect, statement)(cursor, row)
+            self._after_write(dialect, cursor, int(written), row[7] is not None, now)
+        return bool(written)
+
+    # -- the cache API ----------------------------------------------------------
+
+    def get(self, key: Any, default: Any = None, version: int | None = None) -> Any:
+        made_key = self.make_and_validate_key(key, version)
+        _, key_hash, _ = self._identify(made_key)
+        dialect, cursor = self._sql()
+        with cursor:
+            cursor.execute(dialect.get_sql, (self._store_hash, key_hash, time.time()))
+            row = cursor.fetchone()
+        if row is None:
+            return default
+        return self._decode(key_hash, (row[0], row[1], row[2]))
+
+    def set(
+        self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
+    ) -> None:
+        self._write(self.make_and_validate_key(key, version), value, timeout, "upsert")
+
+    def upsert(
+        self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
+    ) -> bool:
+        """Set ``key`` and return True if it was absent (or expired) before,
+        False if a live value was overwritten; atomic, one statement."""
+        return self._write(self.make_and_validate_key(key, version), value, timeout, "upsert")
+
+    def add(
+        self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
+    ) -> bool:
+        return self._write(self.make_and_validate_key(key, version), value, timeout, "add")
+
+    def touch(self, key: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> bool:
+        made_key = self.make_and_validate_key(key, version)
+        _, key_hash, _ = self._identify(made_key)
+        now = time.time()
+        dialect, cursor = self._sql()
+        with cursor:
+            cursor.execute(
+                dialect.touch_sql,
+                (self.get_backend_timeout(timeout), self._store_hash, key_hash, now),
+            )
+            return bool(cursor.rowcount)
+
+    def delete(self, key: Any, version: int | None = None) -> bool:
+        made_key = self.make_and_validate_key(key, version)
+        _, key_hash, _ = self._identify(made_key)
+        dialect, cursor = self._sql()
+        with cursor:
+            cursor.execute(dialect.delete_sql, (self._store_hash, key_hash, time.time()))
+            return bool(cursor.rowcount)
+
+    def has_key(self, key: Any, version: int | None = None) -> bool:
+        made_key = self.make_and_validate_key(key, version)
+        _, key_hash, _ = self._identify(made_key)
+        dialect, cursor = self._sql()
+        with cursor:
+            cursor.execute(dialect.has_key_sql, (self._store_hash, key_hash, time.time()))
+            return cursor.fetchone() is not None
+
+    def pop(self, key: Any, default: Any = None, version: int | None = None) -> Any:
+        """Delete ``key`` and return its value, or ``default`` if it is absent.
+
+        Exactly once under concurrency: of several processes popping one key,
+        one gets the value and the others get ``default``.
+        """
+        made_key = self.make_and_validate_key(key, version)
+        key_bytes, key_hash, _ = self._identify(made_key)
+        now = time.time()
+        dialect, cursor = self._sql()
+        with cursor:
+            stored = dialect.pop(cursor, self._store_hash, key_hash, now)
+        if stored is None:
+            return default
+        try:
+            return self._decode(key_hash, (stored[0], stored[1], stored[2]))
+        except UnreadableValue:
+            # Put the unreadable row back as it was, so that nothing is lost.
+            row: Row = (
+                self._store_bytes, key_bytes, self._store_hash, key_hash,
+                stored[0], stored[1], stored[2], stored[3], now, now,
+            )  # fmt: skip
+            dialect, cursor = self._sql()
+            with cursor:
+                dialect.add(cursor, row)
+            raise
+
+    def incr(self, key: Any, delta: int = 1, version: int | None = None) -> Any:
+        """Add ``delta`` in the database, keeping the key's expiry.
+
+        Native 64-bit integers are added in one SQL statement; other numbers
+        (and sums that leave 64 bits) take a compare-and-swap loop in Python,
+        which never loses a concurrent update either.
+        """
+        made_key = self.make_and_validate_key(key, version)
+        key_bytes, key_hash, identity = self._identify(made_key)
+        dialect = dialect_for(self.database, TABLE)
+        if type(delta) is int:
+            with connections[self.database].cursor() as cursor:
+                value = dialect.incr(cursor, self._store_hash, key_hash, delta, time.time())
+            if value is not None:
+                return value
+        for _ in range(INCR_ATTEMPTS):
+            now = time.time()
+            with connections[self.database].cursor() as cursor:
+                cursor.execute(dialect.get_versioned_sql, (self._store_hash, key_hash, now))
+                current = cursor.fetchone()
+            if current is None:
+                raise ValueError(f"Key '{key}' not found.")
+            row_id, writes, *stored = current
+            new_value = self._codec.decode(identity, *stored) + delta
+            fmt, data, number = self._codec.encode(identity, new_value)
+            with connections[self.database].cursor() as cursor:
+                cursor.execute(
+                    dialect.replace_value_sql, (fmt, data, number, now, row_id, writes)
+                )
+                if cursor.rowcount == 1:
+                    return new_value
+        raise DatabaseError(f"incr of key {key!r} kept losing races ({INCR_ATTEMPTS} attempts)")
+
+    def get_many(self, keys: Iterable[Any], version: int | None = None) -> dict[Any, Any]:
+        by_hash: dict[str, Any] = {}
+        for key in keys:
+            by_hash[self._identify(self.make_and_validate_key(key, version))[1]] = key
+        if not by_hash:
+            return {}
+        dialect = dialect_for(self.database, TABLE)
+        hashes = list(by_hash)
+        size = dialect.batch_size(1, fixed_params=2)
+        found: dict[str, Stored] = {}
+        with connections[self.database].cursor() as cursor:
+            now = time.time()
+            for start in range(0, len(hashes), size):
+                chunk = hashes[start : start + size]
+                cursor.execute(
+                    dialect.get_many_sql(len(chunk)), [self._store_hash, *chunk, now]
+                )
+                for key_hash, *stored in cursor.fetchall():
+                    found[key_hash] = (stored[0], stored[1], stored[2])
+        # Decoded in the caller's key order, as Django's backends return them.
+        return {
+            by_hash[key_hash]: self._decode(key_hash, found[key_hash])
+            for key_hash in hashes
+            if key_hash in found
+        }
+
+    def set_many(
+        self,
+        data: Mapping[Any, Any],
+        timeout: Any = DEFAULT_TIMEOUT,
+        version: int | None = None,
+    ) -> list[Any]:
+        """Write every pair or none: one statement per chunk of rows, and one
+        transaction around the chunks when there are several."""
+        now = time.time()
+        rows: dict[str, Row] = {}
+        for key, value in data.items():
+            row = self._row(self.make_and_validate_key(key, version), value, timeout, now)
+            rows[row[3]] = row  # the last of two keys that make the same key wins
+        if not rows:
+            return []
+        dialect = dialect_for(self.database, TABLE)
+        batch = list(rows.values())
+        size = dialect.batch_size(len(batch[0]))
+        expiring = sum(row[7] is not None for row in batch)
+        with transaction.atomic(using=self.database) if len(batch) > size else nullcontext():
+            with connections[self.database].cursor() as cursor:
+                self._before_write(dialect, cursor, now)
+                for start in range(0, len(batch), size):
+                    dialect.set_many(cursor, batch[start : start + size])
+                # Counted as new: an overestimate only makes the cull re-count sooner.
+                self._after_write(dialect, cursor, len(batch), expiring, now)
+        return []
+
+    def delete_many(self, keys: Iterable[Any], version: int | None = None) -> None:
+        hashes = list(
+            {self._identify(self.make_and_validate_key(key, version))[1]: None for key in keys}
+        )
+        if not hashes:
+            return
+        dialect = dialect_for(self.database, TABLE)
+        size = dialect.batch_size(1, fixed_params=1)
+        with connections[self.database].cursor() as cursor:
+            for start in range(0, len(hashes), size):
+                chunk = hashes[start : start + size]
+                cursor.execute(dialect.delete_many_sql(len(chunk)), [self._store_hash, *chunk])
+
+    def clear(self) -> None:
+        """Delete every entry of this store (and only this store)."""
+        dialect, cursor = self._sql()
+        with cursor:
+            cursor.execute(dialect.clear_sql, (self._store_hash,))
+        self._entries = 0
+
+    def flush_all(self) -> None:
+        """Delete every entry of every store in this backend's database."""
+        dialect, cursor = self._sql()
+        with cursor:
+            cursor.execute(dialect.flush_all_sql)
+        self._entries = 0
+
+    async def aget_many(self, keys: Iterable[Any], version: int | None = None) -> dict[Any, Any]:
+        return await sync_to_async(self.get_many, thread_sensitive=True)(list(keys), version)
+
+    async def aset_many(
+        self,
+        data: Mapping[Any, Any],
+        timeout: Any = DEFAULT_TIMEOUT,
+        version: int | None = None,
+    ) -> list[Any]:
+        return await sync_to_async(self.set_many, thread_sensitive=True)(data, timeout, version)
+
+    async def adelete_many(self, keys: Iterable[Any], version: int | None = None) -> None:
+        await sync_to_async(self.delete_many, thread_sensitive=True)(list(keys), version)
+
+    async def aupsert(
+        self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
+    ) -> bool:
+        return await sync_to_async(self.upsert, thread_sensitive=True)(key, value, timeout, version)
+
+    async def apop(self, key: Any, default: Any = None, version: int | None = None) -> Any:
+        return await sync_to_async(self.pop, thread_sensitive=True)(key, default, version)
+
+    # -- the store as a collection ----------------------------------------------
+
+    def _key_range(self, prefix: str, version: int | None) -> tuple[bytes, bytes, Callable[[str], str | None]]:
+        """Byte range of the made keys of this version that start with
+        ``prefix``, and the function that turns a made key back into a key."""
+        if self.key_func is default_key_func:
+            made_prefix = f"{self.key_prefix}:{self.version if version is None else version}:"
+            low = encode_name(made_prefix + prefix)
+            cut = len(made_prefix)
+            return low, prefix_upper_bound(low), lambda made: made[cut:]
+        if self._reverse_key is None:
+            raise ImproperlyConfigured(
+                "Listing keys with a custom KEY_FUNCTION needs "
+                "OPTIONS['REVERSE_KEY_FUNCTION'], a function from a made key to the key"
+            )
+        reverse = self._reverse_key
+
+        def unmake(made: str) -> str | None:
+            key = reverse(made)
+            return key if key.startswith(prefix) else None
+
+        return b"", b"\xff", unmake
+
+    def _pages(
+        self, prefix: str, version: int | None, values: bool
+    ) -> Iterator[tuple[str, Any]]:
+        low, high, unmake = self._key_range(prefix, version)
+        dialect = dialect_for(self.database, TABLE)
+        sql = dialect.page_sql if values else dialect.page_keys_sql
+        after = ""
+        while True:
+            with connections[self.database].cursor() as cursor:
+                cursor.execute(sql, (self._store_hash, after, time.time(), low, high, PAGE_SIZE))
+                rows = cursor.fetchall()
+            for row in rows:
+                key = unmake(decode_name(row[1]))
+                if key is not None:
+                    yield key, self._decode(row[0], (row[2], row[3], row[4])) if values else None
+            if len(rows) < PAGE_SIZE:
+                return
+            after = rows[-1][0]
+
+    def iter_keys(self, prefix: str = "", version: int | None = None) -> Iterator[str]:
+        """The live keys of this store (of this version) that start with
+        ``prefix``, read a page at a time: constant memory at any size."""
+        for key, _ in self._pages(prefix, version, values=False):
+            yield key
+
+    def iter_items(self, prefix: str = "", version: int | None = None) -> Iterator[tuple[str, Any]]:
+        """``(key, value)`` pairs as :meth:`iter_keys` yields keys."""
+        return self._pages(prefix, version, values=True)
+
+    def count(self, version: int | None = None) -> int:
+        """The number of live keys of this store (of this version)."""
+        if self.key_func is not default_key_func:
+            return sum(1 for _ in self.iter_keys(version=version))
+        low, high, _ = self._key_range("", version)
+        dialect, cursor = self._sql()
+        with cursor:
+            cursor.execute(dialect.count_sql, (self._store_hash, time.time(), low, high))
+            return int(cursor.fetchone()[0])
+
+
+def _non_negative_int(options: Mapping[str, Any], name: str, default: int) -> int:
+    value = options.get(name, default)
+    if type(value) is not int or value < 0:
+        raise ImproperlyConfigured(f"OPTIONS[{name!r}] must be a non-negative int, not {value!r}")
+    return value

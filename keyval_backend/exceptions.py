@@ -1,0 +1,26 @@
+"""Exceptions raised by keyval_backend beyond Django's own."""
+
+from __future__ import annotations
+
+
+class KeyValError(Exception):
+    """Base class of every exception keyval_backend raises itself."""
+
+
+class UnreadableValue(KeyValError):
+    """A stored value cannot be turned back into a Python object.
+
+    Raised by reads (``get``, ``pop``, ``get_many``, ...) instead of returning a
+    wrong value; the row itself is left untouched so it can be inspected.
+    """
+
+
+class TamperedValue(UnreadableValue):
+    """A signed value failed verification: it was changed, truncated or
+    written under a key that is neither ``SECRET_KEY`` nor one of
+    ``SECRET_KEY_FALLBACKS``. It is never unpickled."""
+
+
+class UnknownFormat(UnreadableValue):
+    """A row's format tag names a serializer this cache does not read (an
+    unknown tag, or ``pickle`` on a cache configured not to unpickle)."""

@@ -1,0 +1,65 @@
+"""The table behind every store: one row a key.
+
+The model exists for migrations, the admin and ``dumpdata``; reads and writes
+of the cache API never go through the ORM but through the SQL in
+:mod:`keyval_backend.sql`.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+from .serializers import FORMAT_TAG_MAX_LENGTH
+
+HASH_LENGTH = 32
+
+
+class Entry(models.Model):
+    """One key of one store.
+
+    ``store`` and ``key`` hold the exact UTF-8 bytes of the names, since text
+    columns cannot hold every ``str`` (PostgreSQL refuses NUL, MariaDB
+    collations fold case and accents). Lookups go through ``store_hash`` and
+    ``key_hash`` (BLAKE2b-128 of those bytes, hex), which are short, fixed
+    length and compared exactly on every database.
+    """
+
+    store = models.BinaryField(help_text="UTF-8 bytes of the store name.")
+    key = models.BinaryField(help_text="UTF-8 bytes of the key, as made by the cache's key function.")
+    store_hash = models.CharField(max_length=HASH_LENGTH, editable=False)
+    key_hash = models.CharField(max_length=HASH_LENGTH, editable=False)
+    format = models.CharField(max_length=FORMAT_TAG_MAX_LENGTH)
+    value = models.BinaryField(default=b"", blank=True)
+    number = models.BigIntegerField(null=True, blank=True)
+    expires = models.FloatField(null=True, blank=True, db_index=True)
+    created = models.FloatField()
+    updated = models.FloatField()
+    writes = models.BigIntegerField(default=1)
+
+    class Meta:
+        db_table = "keyval_backend_entry"
+        verbose_name = "entry"
+        verbose_name_plural = "entries"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["store_hash", "key_hash"], name="keyval_entry_store_key_uniq"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.store_name}: {self.key_name}"
+
+    @property
+    def store_name(self) -> str:
+        return bytes(self.store).decode("utf-8", "surrogatepass")
+
+    @property
+    def key_name(self) -> str:
+        return bytes(self.key).decode("utf-8", "surrogatepass")
+
+
+
+# django-keyval 0.1.x users import the facade from here.
+from .facade import KeyVal  # noqa: E402
+
+__all__ = ["Entry", "KeyVal"]

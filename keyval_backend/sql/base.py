@@ -1,0 +1,249 @@
+"""The statements every vendor shares, and the contract of a vendor dialect.
+
+A dialect is built once per database alias (``dialect_for``); its statement
+texts are plain strings with every identifier quoted by the connection's
+``quote_name``. Each single-key operation is one statement. The base class
+implements the upserts with ``INSERT ... ON CONFLICT ... RETURNING``
+(SQLite >= 3.35, PostgreSQL); :mod:`.mysql` overrides what MySQL lacks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.utils import CursorWrapper
+
+from ..codec import INT64_MAX, INT64_MIN, INT_FORMAT
+
+# The columns of an inserted row, in the order of the parameters of a row.
+ROW_COLUMNS = (
+    "store",
+    "key",
+    "store_hash",
+    "key_hash",
+    "format",
+    "value",
+    "number",
+    "expires",
+    "created",
+    "updated",
+)
+# Parameters of one row: (store, key, store_hash, key_hash, format, value,
+# number, expires, created, updated); ``created`` and ``updated`` are "now".
+Row = tuple[bytes, bytes, str, str, str, bytes, int | None, float | None, float, float]
+# (format, value, number) of a stored row.
+Stored = tuple[str, bytes, int | None]
+# (format, value, number, expires) of a popped row, enough to put it back.
+Popped = tuple[str, bytes, int | None, float | None]
+
+# Rows per batch statement, whatever the vendor's parameter limit allows: large
+# enough to amortise a round trip, small enough to keep one statement's memory low.
+MAX_BATCH_ROWS = 1000
+
+
+class Dialect:
+    """Statement texts and vendor-only steps for one database alias."""
+
+    def __init__(self, connection: BaseDatabaseWrapper, table: str) -> None:
+        qn = connection.ops.quote_name
+        self.alias = connection.alias
+        self.max_params = connection.features.max_query_params or 65535
+        t = self.table = qn(table)
+        c = {name: qn(name) for name in (*ROW_COLUMNS, "id", "writes")}
+        self.c = c
+        self.live = f"({c['expires']} IS NULL OR {c['expires']} > %s)"
+        where_key = f"{c['store_hash']} = %s AND {c['key_hash']} = %s"
+        self.where_key_live = f"{where_key} AND {self.live}"
+        self.insert_head = (
+            f"INSERT INTO {t} ({', '.join(c[name] for name in ROW_COLUMNS)}, {c['writes']}) VALUES "
+        )
+        self.row_placeholders = f"({', '.join(['%s'] * len(ROW_COLUMNS))}, 1)"
+
+        self.get_sql = (
+            f"SELECT {c['format']}, {c['value']}, {c['number']} FROM {t} WHERE {self.where_key_live}"
+        )
+        self.get_versioned_sql = (
+            f"SELECT {c['id']}, {c['writes']}, {c['format']}, {c['value']}, {c['number']} "
+            f"FROM {t} WHERE {self.where_key_live}"
+        )
+        self.has_key_sql = f"SELECT 1 FROM {t} WHERE {self.where_key_live}"
+        self.touch_sql = f"UPDATE {t} SET {c['expires']} = %s WHERE {self.where_key_live}"
+        self.delete_sql = f"DELETE FROM {t} WHERE {self.where_key_live}"
+        self.replace_value_sql = (
+            f"UPDATE {t} SET {c['format']} = %s, {c['value']} = %s, {c['number']} = %s, "
+            f"{c['updated']} = %s, {c['writes']} = {c['writes']} + 1 "
+            f"WHERE {c['id']} = %s AND {c['writes']} = %s"
+        )
+        self.clear_sql = f"DELETE FROM {t} WHERE {c['store_hash']} = %s"
+        self.flush_all_sql = f"DELETE FROM {t}"
+        in_range = f"{c['key']} >= %s AND {c['key']} < %s"
+        self.count_sql = (
+            f"SELECT COUNT(*) FROM {t} WHERE {c['store_hash']} = %s AND {self.live} AND {in_range}"
+        )
+        self.count_all_sql = f"SELECT COUNT(*) FROM {t} WHERE {c['store_hash']} = %s"
+        self.purge_store_sql = (
+            f"DELETE FROM {t} WHERE {c['store_hash']} = %s AND {c['expires']} <= %s"
+        )
+        # Keyset pagination on the unique (store_hash, key_hash) index: every
+        # page is an index range scan, and no cursor stays open between pages.
+        page_where = (
+            f"FROM {t} WHERE {c['store_hash']} = %s AND {c['key_hash']} > %s AND {self.live} "
+            f"AND {in_range} ORDER BY {c['key_hash']} LIMIT %s"
+        )
+        self.page_sql = (
+            f"SELECT {c['key_hash']}, {c['key']}, {c['format']}, {c['value']}, {c['number']} "
+            + page_where
+        )
+        self.page_keys_sql = f"SELECT {c['key_hash']}, {c['key']} " + page_where
+        self.upsert_sql = self.insert_head + self.row_placeholders + self.upsert_clause()
+        self.add_sql = self.insert_head + self.row_placeholders + self.add_clause()
+        self.incr_sql = self.incr_statement()
+        self.popped_columns = f"{c['format']}, {c['value']}, {c['number']}, {c['expires']}"
+        self.pop_sql = f"DELETE FROM {t} WHERE {self.where_key_live} RETURNING {self.popped_columns}"
+        self.purge_sql = self.purge_statement()
+        self.cull_sql = self.cull_statement()
+        self._in_list = lru_cache(maxsize=64)(self._in_list_uncached)
+
+    # -- statement texts a vendor may override ------------------------------
+
+    def upsert_clause(self) -> str:
+        """``ON CONFLICT`` clause of a set: overwrite, and return ``writes``,
+        which is 1 exactly when no live row was there (new, or expired)."""
+        c, t = self.c, self.table
+        expired = f"{t}.{c['expires']} <= excluded.{c['updated']}"
+        return (
+            f" ON CONFLICT ({c['store_hash']}, {c['key_hash']}) DO UPDATE SET "
+            f"{c['format']} = excluded.{c['format']}, {c['value']} = excluded.{c['value']}, "
+            f"{c['number']} = excluded.{c['number']}, {c['expires']} = excluded.{c['expires']}, "
+            f"{c['updated']} = excluded.{c['updated']}, "
+            f"{c['created']} = CASE WHEN {expired} THEN excluded.{c['created']} "
+            f"ELSE {t}.{c['created']} END, "
+            f"{c['writes']} = CASE WHEN {expired} THEN 1 ELSE {t}.{c['writes']} + 1 END "
+            f"RETURNING {c['writes']}"
+        )
+
+    def add_clause(self) -> str:
+        """``ON CONFLICT`` clause of an add: replace only an expired row; a row
+        comes back exactly when the add won."""
+        c, t = self.c, self.table
+        return (
+            f" ON CONFLICT ({c['store_hash']}, {c['key_hash']}) DO UPDATE SET "
+            f"{c['format']} = excluded.{c['format']}, {c['value']} = excluded.{c['value']}, "
+            f"{c['number']} = excluded.{c['number']}, {c['expires']} = excluded.{c['expires']}, "
+            f"{c['created']} = excluded.{c['created']}, {c['updated']} = excluded.{c['updated']}, "
+            f"{c['writes']} = 1 "
+            f"WHERE {t}.{c['expires']} <= excluded.{c['updated']} RETURNING {c['writes']}"
+        )
+
+    def set_many_clause(self) -> str:
+        """``ON CONFLICT`` clause of a batch set (no result needed)."""
+        return self.upsert_clause().rsplit(" RETURNING ", 1)[0]
+
+    def incr_statement(self) -> str:
+        """Add to a native integer in place, keeping its expiry; returns the
+        new value. The range guard leaves overflow to the Python path."""
+        c, t = self.c, self.table
+        return (
+            f"UPDATE {t} SET {c['number']} = {c['number']} + %s, {c['updated']} = %s, "
+            f"{c['writes']} = {c['writes']} + 1 WHERE {self.where_key_live} "
+            f"AND {c['format']} = '{INT_FORMAT}' AND {c['number']} BETWEEN %s AND %s "
+            f"RETURNING {c['number']}"
+        )
+
+    def purge_statement(self) -> str:
+        """Delete at most N expired rows of any store."""
+        c, t = self.c, self.table
+        return (
+            f"DELETE FROM {t} WHERE {c['id']} IN (SELECT {c['id']} FROM {t} "
+            f"WHERE {c['expires']} <= %s LIMIT %s)"
+        )
+
+    def cull_statement(self) -> str:
+        """Delete the N least recently written rows of one store."""
+        c, t = self.c, self.table
+        return (
+            f"DELETE FROM {t} WHERE {c['id']} IN (SELECT {c['id']} FROM {t} "
+            f"WHERE {c['store_hash']} = %s ORDER BY {c['updated']}, {c['id']} LIMIT %s)"
+        )
+
+    # -- vendor-only steps ----------------------------------------------------
+
+    def upsert(self, cursor: CursorWrapper, row: Row) -> bool:
+        """Write a row; True if no live row was there before."""
+        cursor.execute(self.upsert_sql, row)
+        return bool(cursor.fetchone()[0] == 1)
+
+    def add(self, cursor: CursorWrapper, row: Row) -> bool:
+        """Insert a row unless a live one is there; True if it was written."""
+        cursor.execute(self.add_sql, row)
+        return cursor.fetchone() is not None
+
+    def incr(
+        self, cursor: CursorWrapper, store_hash: str, key_hash: str, delta: int, now: float
+    ) -> int | None:
+        """The new value, or None when the row is missing, expired, not a
+        native integer, or the sum would leave the 64-bit range."""
+        low, high = incr_bounds(delta)
+        cursor.execute(self.incr_sql, (delta, now, store_hash, key_hash, now, low, high))
+        row = cursor.fetchone()
+        return None if row is None else int(row[0])
+
+    def pop(
+        self, cursor: CursorWrapper, store_hash: str, key_hash: str, now: float
+    ) -> Popped | None:
+        """Delete a live row and return what it held, in one statement."""
+        cursor.execute(self.pop_sql, (store_hash, key_hash, now))
+        row = cursor.fetchone()
+        return None if row is None else (row[0], row[1], row[2], row[3])
+
+    def purge_expired(self, cursor: CursorWrapper, now: float, limit: int) -> int:
+        cursor.execute(self.purge_sql, (now, limit))
+        return int(cursor.rowcount)
+
+    def cull(self, cursor: CursorWrapper, store_hash: str, count: int) -> None:
+        cursor.execute(self.cull_sql, (store_hash, count))
+
+    # -- batches ----------------------------------------------------------------
+
+    def batch_size(self, params_per_row: int, fixed_params: int = 0) -> int:
+        return max(1, min(MAX_BATCH_ROWS, (self.max_params - fixed_params) // params_per_row))
+
+    def _in_list_uncached(self, n: int) -> str:
+        return ", ".join(["%s"] * n)
+
+    def get_many_sql(self, n: int) -> str:
+        c = self.c
+        return (
+            f"SELECT {c['key_hash']}, {c['format']}, {c['value']}, {c['number']} FROM {self.table} "
+            f"WHERE {c['store_hash']} = %s AND {c['key_hash']} IN ({self._in_list(n)}) "
+            f"AND {self.live}"
+        )
+
+    def delete_many_sql(self, n: int) -> str:
+        c = self.c
+        return (
+            f"DELETE FROM {self.table} WHERE {c['store_hash']} = %s "
+            f"AND {c['key_hash']} IN ({self._in_list(n)})"
+        )
+
+    def set_many(self, cursor: CursorWrapper, rows: Sequence[Row]) -> None:
+        """Upsert rows (distinct keys) in one statement."""
+        sql = (
+            self.insert_head
+            + ", ".join([self.row_placeholders] * len(rows))
+            + self.set_many_clause()
+        )
+        params: list[Any] = []
+        for row in rows:
+            params.extend(row)
+        cursor.execute(sql, params)
+
+
+def incr_bounds(delta: int) -> tuple[int, int]:
+    """The values a native integer may hold for ``+ delta`` to stay in 64 bits."""
+    if delta >= 0:
+        return INT64_MIN, INT64_MAX - delta
+    return INT64_MIN - delta, INT64_MAX

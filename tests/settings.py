@@ -1,0 +1,83 @@
+"""Test settings; the database comes from ``KEYVAL_TEST_DB``.
+
+``sqlite`` (default, a file database), ``postgres`` or ``mariadb``, on the
+services of a developer machine (see README.rst). Test databases are named
+after the Python version, so that CI's runs on two Pythons do not collide.
+"""
+
+import os
+import sys
+import tempfile
+
+KEYVAL_TEST_DB = os.environ.get("KEYVAL_TEST_DB", "sqlite")
+RUN = os.environ.get("KEYVAL_TEST_RUN", f"py{sys.version_info.major}{sys.version_info.minor}")
+
+if KEYVAL_TEST_DB == "sqlite":
+    _path = os.path.join(tempfile.gettempdir(), f"keyval_test_{RUN}_{os.getpid()}.sqlite3")
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": _path,
+            "TEST": {"NAME": _path},
+        }
+    }
+elif KEYVAL_TEST_DB == "postgres":
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": os.environ.get("KEYVAL_PG_NAME", "test"),
+            "USER": os.environ.get("KEYVAL_PG_USER", "root"),
+            "HOST": os.environ.get("KEYVAL_PG_HOST", "127.0.0.1"),
+            "PORT": os.environ.get("KEYVAL_PG_PORT", "5432"),
+            "TEST": {"NAME": f"test_keyval_{RUN}"},
+        }
+    }
+elif KEYVAL_TEST_DB == "mariadb":
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.mysql",
+            "NAME": os.environ.get("KEYVAL_MYSQL_NAME", "test"),
+            "USER": os.environ.get("KEYVAL_MYSQL_USER", "root"),
+            "PASSWORD": os.environ.get("KEYVAL_MYSQL_PASSWORD", ""),
+            "HOST": os.environ.get("KEYVAL_MYSQL_HOST", "127.0.0.1"),
+            "PORT": os.environ.get("KEYVAL_MYSQL_PORT", "3306"),
+            "OPTIONS": {"charset": "utf8mb4"},
+            "TEST": {"NAME": f"test_keyval_{RUN}", "CHARSET": "utf8mb4"},
+        }
+    }
+else:
+    raise RuntimeError(f"KEYVAL_TEST_DB must be sqlite, postgres or mariadb, not {KEYVAL_TEST_DB!r}")
+
+SECRET_KEY = "keyval-backend-tests-not-secret"
+USE_TZ = True
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "keyval_backend",
+]
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+ROOT_URLCONF = "tests.urls"
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "keyval": {"BACKEND": "keyval_backend.cache.KeyValCache"},
+}
