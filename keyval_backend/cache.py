@@ -270,6 +270,24 @@ class KeyValCache(BaseCache):
             cursor.execute(dialect.delete_sql, (self._store_hash, key_hash, time.time()))
             return bool(cursor.rowcount)
 
+    def ttl(self, key: Any, version: int | None = None) -> float | None:
+        """Seconds ``key`` has left, None if it never expires; KeyError if
+        it is absent (or expired)."""
+        made_key = self.make_and_validate_key(key, version)
+        _, key_hash, _ = self._identify(made_key)
+        now = time.time()
+        dialect, cursor = self._sql()
+        with cursor:
+            cursor.execute(dialect.expires_sql, (self._store_hash, key_hash, now))
+            row = cursor.fetchone()
+        if row is None:
+            raise KeyError(key)
+        return None if row[0] is None else max(0.0, row[0] - now)
+
+    def persist(self, key: Any, version: int | None = None) -> bool:
+        """Remove the expiry of ``key``; True if it exists."""
+        return self.touch(key, None, version)
+
     def has_key(self, key: Any, version: int | None = None) -> bool:
         made_key = self.make_and_validate_key(key, version)
         _, key_hash, _ = self._identify(made_key)
@@ -418,6 +436,22 @@ class KeyValCache(BaseCache):
         with cursor:
             cursor.execute(dialect.flush_all_sql)
         self._entries = 0
+
+    def purge_expired(self, limit: int | None = None) -> int:
+        """Delete up to ``limit`` (default ``PURGE_BATCH``) expired rows of any
+        store; return how many. Call it until it returns less than the limit
+        to purge everything."""
+        dialect, cursor = self._sql()
+        with cursor:
+            return dialect.purge_expired(cursor, time.time(), limit or self._purge_batch)
+
+    def stores(self) -> dict[str, int]:
+        """Every store of this backend's database that has live entries, with
+        its number of live entries (all versions)."""
+        dialect, cursor = self._sql()
+        with cursor:
+            cursor.execute(dialect.stores_sql, (time.time(),))
+            return {decode_name(name): int(count) for name, count in cursor.fetchall()}
 
     async def aget_many(self, keys: Iterable[Any], version: int | None = None) -> dict[Any, Any]:
         return await sync_to_async(self.get_many, thread_sensitive=True)(list(keys), version)

@@ -77,6 +77,7 @@ class Dialect:
             f"{c['updated']} = %s, {c['writes']} = {c['writes']} + 1 "
             f"WHERE {c['id']} = %s AND {c['writes']} = %s"
         )
+        self.expires_sql = f"SELECT {c['expires']} FROM {t} WHERE {self.where_key_live}"
         self.clear_sql = f"DELETE FROM {t} WHERE {c['store_hash']} = %s"
         self.flush_all_sql = f"DELETE FROM {t}"
         in_range = f"{c['key']} >= %s AND {c['key']} < %s"
@@ -84,6 +85,10 @@ class Dialect:
             f"SELECT COUNT(*) FROM {t} WHERE {c['store_hash']} = %s AND {self.live} AND {in_range}"
         )
         self.count_all_sql = f"SELECT COUNT(*) FROM {t} WHERE {c['store_hash']} = %s"
+        self.stores_sql = (
+            f"SELECT MIN({c['store']}), COUNT(*) FROM {t} WHERE {self.live} "
+            f"GROUP BY {c['store_hash']}"
+        )
         self.purge_store_sql = (
             f"DELETE FROM {t} WHERE {c['store_hash']} = %s AND {c['expires']} <= %s"
         )
