@@ -86,8 +86,8 @@ class Dialect:
         )
         self.count_all_sql = f"SELECT COUNT(*) FROM {t} WHERE {c['store_hash']} = %s"
         self.stores_sql = (
-            f"SELECT MIN({c['store']}), COUNT(*) FROM {t} WHERE {self.live} "
-            f"GROUP BY {c['store_hash']}"
+            f"SELECT {c['store']}, COUNT(*) FROM {t} WHERE {self.live} "
+            f"GROUP BY {c['store_hash']}, {c['store']}"
         )
         self.purge_store_sql = (
             f"DELETE FROM {t} WHERE {c['store_hash']} = %s AND {c['expires']} <= %s"
