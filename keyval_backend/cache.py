@@ -344,7 +344,7 @@ class KeyValCache(BaseCache):
                 cursor.execute(dialect.get_versioned_sql, (self._store_hash, key_hash, now))
                 current = cursor.fetchone()
             if current is None:
-                raise ValueError(f"Key '{key}' not found.")
+                raise ValueError(f"Key '{key}' not found")
             row_id, writes, *stored = current
             new_value = self._codec.decode(identity, *stored) + delta
             fmt, data, number = self._codec.encode(identity, new_value)
@@ -466,6 +466,13 @@ class KeyValCache(BaseCache):
 
     async def adelete_many(self, keys: Iterable[Any], version: int | None = None) -> None:
         await sync_to_async(self.delete_many, thread_sensitive=True)(list(keys), version)
+
+    async def ahas_key(self, key: Any, version: int | None = None) -> bool:
+        return await sync_to_async(self.has_key, thread_sensitive=True)(key, version)
+
+    async def aincr(self, key: Any, delta: int = 1, version: int | None = None) -> Any:
+        # BaseCache.aincr reads, adds and writes back: not atomic.
+        return await sync_to_async(self.incr, thread_sensitive=True)(key, delta, version)
 
     async def aupsert(
         self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
