@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import copy
 import time
-from contextlib import nullcontext
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import nullcontext
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache, default_key_func
 from django.core.exceptions import ImproperlyConfigured
-from django.db import DatabaseError, connections, router, transaction
-from django.db.backends.utils import CursorWrapper
+from django.db import DatabaseError, router, transaction
 from django.utils.module_loading import import_string
 
+from . import db
 from .codec import RowCodec
 from .exceptions import UnreadableValue
 from .identity import decode_name, encode_name, name_hash, prefix_upper_bound
@@ -130,9 +130,9 @@ class KeyValCache(BaseCache):
             self._database = router.db_for_write(Entry) or "default"
         return self._database
 
-    def _sql(self) -> tuple[Dialect, CursorWrapper]:
+    def _sql(self) -> tuple[Dialect, db.Cursor]:
         alias = self.database
-        return dialect_for(alias, TABLE), connections[alias].cursor()
+        return dialect_for(alias, TABLE), db.cursor(alias)
 
     def _identify(self, made_key: str) -> tuple[bytes, str, bytes]:
         """(key bytes, key hash, signature identity) of a made key."""
@@ -159,7 +159,7 @@ class KeyValCache(BaseCache):
     def _decode(self, key_hash: str, stored: Stored) -> Any:
         return self._codec.decode((self._store_hash + key_hash).encode(), *stored)
 
-    def _before_write(self, dialect: Dialect, cursor: CursorWrapper, now: float) -> None:
+    def _before_write(self, dialect: Dialect, cursor: db.Cursor, now: float) -> None:
         """Cull when MAX_ENTRIES is set and the store may be full.
 
         Django's meaning (before a write, a store at MAX_ENTRIES loses its
@@ -191,12 +191,12 @@ class KeyValCache(BaseCache):
         self._entries = count
         self._writes_since_count = 0
 
-    def _count_rows(self, cursor: CursorWrapper, dialect: Dialect) -> int:
+    def _count_rows(self, cursor: db.Cursor, dialect: Dialect) -> int:
         cursor.execute(dialect.count_all_sql, (self._store_hash,))
         return int(cursor.fetchone()[0])
 
     def _after_write(
-        self, dialect: Dialect, cursor: CursorWrapper, new_rows: int, expiring: int, now: float
+        self, dialect: Dialect, cursor: db.Cursor, new_rows: int, expiring: int, now: float
     ) -> None:
         """Track the store size, and purge expired rows every PURGE_EVERY
         writes that carried a timeout, at most PURGE_BATCH at a time, so the
@@ -331,16 +331,16 @@ class KeyValCache(BaseCache):
         which never loses a concurrent update either.
         """
         made_key = self.make_and_validate_key(key, version)
-        key_bytes, key_hash, identity = self._identify(made_key)
+        _, key_hash, identity = self._identify(made_key)
         dialect = dialect_for(self.database, TABLE)
         if type(delta) is int:
-            with connections[self.database].cursor() as cursor:
+            with db.cursor(self.database) as cursor:
                 value = dialect.incr(cursor, self._store_hash, key_hash, delta, time.time())
             if value is not None:
                 return value
         for _ in range(INCR_ATTEMPTS):
             now = time.time()
-            with connections[self.database].cursor() as cursor:
+            with db.cursor(self.database) as cursor:
                 cursor.execute(dialect.get_versioned_sql, (self._store_hash, key_hash, now))
                 current = cursor.fetchone()
             if current is None:
@@ -348,10 +348,8 @@ class KeyValCache(BaseCache):
             row_id, writes, *stored = current
             new_value = self._codec.decode(identity, *stored) + delta
             fmt, data, number = self._codec.encode(identity, new_value)
-            with connections[self.database].cursor() as cursor:
-                cursor.execute(
-                    dialect.replace_value_sql, (fmt, data, number, now, row_id, writes)
-                )
+            with db.cursor(self.database) as cursor:
+                cursor.execute(dialect.replace_value_sql, (fmt, data, number, now, row_id, writes))
                 if cursor.rowcount == 1:
                     return new_value
         raise DatabaseError(f"incr of key {key!r} kept losing races ({INCR_ATTEMPTS} attempts)")
@@ -366,13 +364,11 @@ class KeyValCache(BaseCache):
         hashes = list(by_hash)
         size = dialect.batch_size(1, fixed_params=2)
         found: dict[str, Stored] = {}
-        with connections[self.database].cursor() as cursor:
+        with db.cursor(self.database) as cursor:
             now = time.time()
             for start in range(0, len(hashes), size):
                 chunk = hashes[start : start + size]
-                cursor.execute(
-                    dialect.get_many_sql(len(chunk)), [self._store_hash, *chunk, now]
-                )
+                cursor.execute(dialect.get_many_sql(len(chunk)), [self._store_hash, *chunk, now])
                 for key_hash, *stored in cursor.fetchall():
                     found[key_hash] = (stored[0], stored[1], stored[2])
         # Decoded in the caller's key order, as Django's backends return them.
@@ -401,13 +397,13 @@ class KeyValCache(BaseCache):
         batch = list(rows.values())
         size = dialect.batch_size(len(batch[0]))
         expiring = sum(row[7] is not None for row in batch)
-        with transaction.atomic(using=self.database) if len(batch) > size else nullcontext():
-            with connections[self.database].cursor() as cursor:
-                self._before_write(dialect, cursor, now)
-                for start in range(0, len(batch), size):
-                    dialect.set_many(cursor, batch[start : start + size])
-                # Counted as new: an overestimate only makes the cull re-count sooner.
-                self._after_write(dialect, cursor, len(batch), expiring, now)
+        atomic = transaction.atomic(using=self.database) if len(batch) > size else nullcontext()
+        with atomic, db.cursor(self.database) as cursor:
+            self._before_write(dialect, cursor, now)
+            for start in range(0, len(batch), size):
+                dialect.set_many(cursor, batch[start : start + size])
+            # Counted as new: an overestimate only makes the cull re-count sooner.
+            self._after_write(dialect, cursor, len(batch), expiring, now)
         return []
 
     def delete_many(self, keys: Iterable[Any], version: int | None = None) -> None:
@@ -418,7 +414,7 @@ class KeyValCache(BaseCache):
             return
         dialect = dialect_for(self.database, TABLE)
         size = dialect.batch_size(1, fixed_params=1)
-        with connections[self.database].cursor() as cursor:
+        with db.cursor(self.database) as cursor:
             for start in range(0, len(hashes), size):
                 chunk = hashes[start : start + size]
                 cursor.execute(dialect.delete_many_sql(len(chunk)), [self._store_hash, *chunk])
@@ -484,7 +480,9 @@ class KeyValCache(BaseCache):
 
     # -- the store as a collection ----------------------------------------------
 
-    def _key_range(self, prefix: str, version: int | None) -> tuple[bytes, bytes, Callable[[str], str | None]]:
+    def _key_range(
+        self, prefix: str, version: int | None
+    ) -> tuple[bytes, bytes, Callable[[str], str | None]]:
         """Byte range of the made keys of this version that start with
         ``prefix``, and the function that turns a made key back into a key."""
         if self.key_func is default_key_func:
@@ -505,15 +503,13 @@ class KeyValCache(BaseCache):
 
         return b"", b"\xff", unmake
 
-    def _pages(
-        self, prefix: str, version: int | None, values: bool
-    ) -> Iterator[tuple[str, Any]]:
+    def _pages(self, prefix: str, version: int | None, values: bool) -> Iterator[tuple[str, Any]]:
         low, high, unmake = self._key_range(prefix, version)
         dialect = dialect_for(self.database, TABLE)
         sql = dialect.page_sql if values else dialect.page_keys_sql
         after = ""
         while True:
-            with connections[self.database].cursor() as cursor:
+            with db.cursor(self.database) as cursor:
                 cursor.execute(sql, (self._store_hash, after, time.time(), low, high, PAGE_SIZE))
                 rows = cursor.fetchall()
             for row in rows:

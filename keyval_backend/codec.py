@@ -24,9 +24,7 @@ class RowCodec:
 
     def __init__(self, serializer: BaseSerializer) -> None:
         self.serializer = serializer
-        self._readers: dict[str, BaseSerializer] = {
-            tag: cls() for tag, cls in SAFE_FORMATS.items()
-        }
+        self._readers: dict[str, BaseSerializer] = {tag: cls() for tag, cls in SAFE_FORMATS.items()}
         self._readers[serializer.format_tag] = serializer
 
     def encode(self, identity: bytes, value: Any) -> tuple[str, bytes, int | None]:

@@ -25,7 +25,9 @@ class Entry(models.Model):
     """
 
     store = models.BinaryField(help_text="UTF-8 bytes of the store name.")
-    key = models.BinaryField(help_text="UTF-8 bytes of the key, as made by the cache's key function.")
+    key = models.BinaryField(
+        help_text="UTF-8 bytes of the key as the cache's key function made it."
+    )
     store_hash = models.CharField(max_length=HASH_LENGTH, editable=False)
     key_hash = models.CharField(max_length=HASH_LENGTH, editable=False)
     format = models.CharField(max_length=FORMAT_TAG_MAX_LENGTH)
@@ -40,7 +42,7 @@ class Entry(models.Model):
         db_table = "keyval_backend_entry"
         verbose_name = "entry"
         verbose_name_plural = "entries"
-        constraints = [
+        constraints = [  # noqa: RUF012  (Django reads Meta attributes; never mutated)
             models.UniqueConstraint(
                 fields=["store_hash", "key_hash"], name="keyval_entry_store_key_uniq"
             ),
@@ -56,7 +58,6 @@ class Entry(models.Model):
     @property
     def key_name(self) -> str:
         return bytes(self.key).decode("utf-8", "surrogatepass")
-
 
 
 # django-keyval 0.1.x users import the facade from here.

@@ -57,4 +57,3 @@ def verify(identity: bytes, tag: str, stored: bytes) -> bytes:
         "signature mismatch: the value was modified outside keyval_backend, "
         "or signed with a SECRET_KEY that is no longer configured"
     )
-

@@ -16,7 +16,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('store', models.BinaryField(help_text='UTF-8 bytes of the store name.')),
-                ('key', models.BinaryField(help_text="UTF-8 bytes of the key, as made by the cache's key function.")),
+                ('key', models.BinaryField(help_text="UTF-8 bytes of the key as the cache's key function made it.")),
                 ('store_hash', models.CharField(editable=False, max_length=32)),
                 ('key_hash', models.CharField(editable=False, max_length=32)),
                 ('format', models.CharField(max_length=64)),

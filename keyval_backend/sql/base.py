@@ -14,9 +14,9 @@ from functools import lru_cache
 from typing import Any
 
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.backends.utils import CursorWrapper
 
 from ..codec import INT64_MAX, INT64_MIN, INT_FORMAT
+from ..db import Cursor
 
 # The columns of an inserted row, in the order of the parameters of a row.
 ROW_COLUMNS = (
@@ -62,9 +62,8 @@ class Dialect:
         )
         self.row_placeholders = f"({', '.join(['%s'] * len(ROW_COLUMNS))}, 1)"
 
-        self.get_sql = (
-            f"SELECT {c['format']}, {c['value']}, {c['number']} FROM {t} WHERE {self.where_key_live}"
-        )
+        stored_columns = f"{c['format']}, {c['value']}, {c['number']}"
+        self.get_sql = f"SELECT {stored_columns} FROM {t} WHERE {self.where_key_live}"
         self.get_versioned_sql = (
             f"SELECT {c['id']}, {c['writes']}, {c['format']}, {c['value']}, {c['number']} "
             f"FROM {t} WHERE {self.where_key_live}"
@@ -106,8 +105,10 @@ class Dialect:
         self.upsert_sql = self.insert_head + self.row_placeholders + self.upsert_clause()
         self.add_sql = self.insert_head + self.row_placeholders + self.add_clause()
         self.incr_sql = self.incr_statement()
-        self.popped_columns = f"{c['format']}, {c['value']}, {c['number']}, {c['expires']}"
-        self.pop_sql = f"DELETE FROM {t} WHERE {self.where_key_live} RETURNING {self.popped_columns}"
+        self.popped_columns = f"{stored_columns}, {c['expires']}"
+        self.pop_sql = (
+            f"DELETE FROM {t} WHERE {self.where_key_live} RETURNING {self.popped_columns}"
+        )
         self.purge_sql = self.purge_statement()
         self.cull_sql = self.cull_statement()
         self._in_list = lru_cache(maxsize=64)(self._in_list_uncached)
@@ -176,18 +177,18 @@ class Dialect:
 
     # -- vendor-only steps ----------------------------------------------------
 
-    def upsert(self, cursor: CursorWrapper, row: Row) -> bool:
+    def upsert(self, cursor: Cursor, row: Row) -> bool:
         """Write a row; True if no live row was there before."""
         cursor.execute(self.upsert_sql, row)
         return bool(cursor.fetchone()[0] == 1)
 
-    def add(self, cursor: CursorWrapper, row: Row) -> bool:
+    def add(self, cursor: Cursor, row: Row) -> bool:
         """Insert a row unless a live one is there; True if it was written."""
         cursor.execute(self.add_sql, row)
         return cursor.fetchone() is not None
 
     def incr(
-        self, cursor: CursorWrapper, store_hash: str, key_hash: str, delta: int, now: float
+        self, cursor: Cursor, store_hash: str, key_hash: str, delta: int, now: float
     ) -> int | None:
         """The new value, or None when the row is missing, expired, not a
         native integer, or the sum would leave the 64-bit range."""
@@ -196,19 +197,17 @@ class Dialect:
         row = cursor.fetchone()
         return None if row is None else int(row[0])
 
-    def pop(
-        self, cursor: CursorWrapper, store_hash: str, key_hash: str, now: float
-    ) -> Popped | None:
+    def pop(self, cursor: Cursor, store_hash: str, key_hash: str, now: float) -> Popped | None:
         """Delete a live row and return what it held, in one statement."""
         cursor.execute(self.pop_sql, (store_hash, key_hash, now))
         row = cursor.fetchone()
         return None if row is None else (row[0], row[1], row[2], row[3])
 
-    def purge_expired(self, cursor: CursorWrapper, now: float, limit: int) -> int:
+    def purge_expired(self, cursor: Cursor, now: float, limit: int) -> int:
         cursor.execute(self.purge_sql, (now, limit))
         return int(cursor.rowcount)
 
-    def cull(self, cursor: CursorWrapper, store_hash: str, count: int) -> None:
+    def cull(self, cursor: Cursor, store_hash: str, count: int) -> None:
         cursor.execute(self.cull_sql, (store_hash, count))
 
     # -- batches ----------------------------------------------------------------
@@ -234,7 +233,7 @@ class Dialect:
             f"AND {c['key_hash']} IN ({self._in_list(n)})"
         )
 
-    def set_many(self, cursor: CursorWrapper, rows: Sequence[Row]) -> None:
+    def set_many(self, cursor: Cursor, rows: Sequence[Row]) -> None:
         """Upsert rows (distinct keys) in one statement."""
         sql = (
             self.insert_head

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from django.db import transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.backends.utils import CursorWrapper
 
 from ..codec import INT_FORMAT
+from ..db import Cursor
 from .base import Dialect, Popped, Row, incr_bounds
 
 
@@ -82,28 +82,26 @@ class MySQLDialect(Dialect):
             f"ORDER BY {c['updated']}, {c['id']} LIMIT %s"
         )
 
-    def upsert(self, cursor: CursorWrapper, row: Row) -> bool:
+    def upsert(self, cursor: Cursor, row: Row) -> bool:
         # 1 row affected: inserted. 2: updated, and LAST_INSERT_ID holds the
         # new ``writes``, which is 1 when the row it replaced had expired.
         cursor.execute(self.upsert_sql, row)
         return cursor.rowcount == 1 or cursor.lastrowid == 1
 
-    def add(self, cursor: CursorWrapper, row: Row) -> bool:
+    def add(self, cursor: Cursor, row: Row) -> bool:
         # Inserted: 1 row and the new id; expired row replaced: 2 rows; a live
         # row kept: 1 row (CLIENT_FOUND_ROWS) and LAST_INSERT_ID(0).
         cursor.execute(self.add_sql, row)
         return cursor.rowcount == 2 or (cursor.rowcount == 1 and cursor.lastrowid != 0)
 
     def incr(
-        self, cursor: CursorWrapper, store_hash: str, key_hash: str, delta: int, now: float
+        self, cursor: Cursor, store_hash: str, key_hash: str, delta: int, now: float
     ) -> int | None:
         low, high = incr_bounds(delta)
         cursor.execute(self.incr_sql, (delta, now, store_hash, key_hash, now, low, high))
         return _signed(cursor.lastrowid) if cursor.rowcount == 1 else None
 
-    def pop(
-        self, cursor: CursorWrapper, store_hash: str, key_hash: str, now: float
-    ) -> Popped | None:
+    def pop(self, cursor: Cursor, store_hash: str, key_hash: str, now: float) -> Popped | None:
         if self.has_delete_returning:
             return super().pop(cursor, store_hash, key_hash, now)
         with transaction.atomic(using=self.alias):

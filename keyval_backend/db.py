@@ -1,0 +1,98 @@
+"""The lean path to the database: Django's connection without a cursor wrapper.
+
+``connection.cursor()`` costs more than the query itself on SQLite (a new
+cursor and wrapper per call, placeholder conversion by regex, debug checks).
+When nothing is watching the queries, :func:`cursor` runs statements on one
+driver cursor kept per connection, after the same checks Django's cursor makes
+(connection set-up, health check, async-safety, thread sharing, a transaction
+marked for rollback) and with the same error translation to ``django.db``
+exceptions. When ``DEBUG`` is on, a ``CaptureQueriesContext`` is active or an
+``execute_wrapper`` is installed, it returns Django's own cursor instead, so
+every query is seen as usual. Either way the statement runs on the connection
+Django manages, inside any ``atomic()`` block that is open.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from django.db import connections
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+
+class Cursor(Protocol):
+    """What the dialects use of a cursor: Django's CursorWrapper has it all."""
+
+    rowcount: int
+    lastrowid: Any
+
+    def execute(self, sql: str, params: Sequence[Any] | None = ...) -> Any: ...
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> Any: ...
+    def __enter__(self) -> Any: ...
+    def __exit__(self, *exc: object) -> Any: ...
+
+
+class LeanCursor:
+    """A driver cursor, reused for every statement on one raw connection.
+
+    SQL comes in Django's ``%s`` style and is translated once per text for
+    drivers that want another one (SQLite's ``?``). Results are always read to
+    the end, so no statement stays active between calls (on SQLite an active
+    statement would hold a read lock).
+    """
+
+    __slots__ = ("_cursor", "_db", "_raw", "_translate")
+
+    def __init__(self, db: BaseDatabaseWrapper) -> None:
+        self._db = db
+        self._raw = db.connection
+        self._cursor = db.connection.cursor()
+        self._translate: dict[str, str] | None = {} if db.vendor == "sqlite" else None
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
+        if self._translate is not None:
+            translated = self._translate.get(sql)
+            if translated is None:
+                translated = self._translate[sql] = sql.replace("%s", "?")
+            sql = translated
+        with self._db.wrap_database_errors:
+            self._cursor.execute(sql, params or ())
+
+    def fetchone(self) -> Any:
+        rows = self._cursor.fetchall()
+        return rows[0] if rows else None
+
+    def fetchall(self) -> Any:
+        return self._cursor.fetchall()
+
+    @property
+    def rowcount(self) -> int:
+        return int(self._cursor.rowcount)
+
+    @property
+    def lastrowid(self) -> Any:
+        return self._cursor.lastrowid
+
+    def __enter__(self) -> LeanCursor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def cursor(alias: str) -> Cursor:
+    """A cursor on the connection of ``alias``: lean when nothing observes
+    queries, Django's own otherwise. Use it as a context manager."""
+    db = connections[alias]
+    if db.queries_logged or db.execute_wrappers:
+        return db.cursor()  # type: ignore[return-value]
+    db.close_if_health_check_failed()
+    db.ensure_connection()
+    db.validate_thread_sharing()
+    db.validate_no_broken_transaction()
+    lean: LeanCursor | None = db.__dict__.get("_keyval_cursor")
+    if lean is None or lean._raw is not db.connection:
+        lean = db.__dict__["_keyval_cursor"] = LeanCursor(db)
+    return lean
