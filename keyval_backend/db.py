@@ -8,7 +8,7 @@ driver cursor kept per connection, after the same checks Django's cursor makes
 marked for rollback) and with the same error translation to ``django.db``
 exceptions. When ``DEBUG`` is on, a ``CaptureQueriesContext`` is active or an
 ``execute_wrapper`` is installed, it returns Django's own cursor instead, so
-every query is seen as usual. Either way the statement runs on the connection
+every query is seen as usual; likewise on a connection shared between threads. Either way the statement runs on the connection
 Django manages, inside any ``atomic()`` block that is open.
 """
 
@@ -86,7 +86,9 @@ def cursor(alias: str) -> Cursor:
     """A cursor on the connection of ``alias``: lean when nothing observes
     queries, Django's own otherwise. Use it as a context manager."""
     db = connections[alias]
-    if db.queries_logged or db.execute_wrappers:
+    # A connection shared between threads (live_server on in-memory SQLite)
+    # must not share one cursor: there, each call gets its own.
+    if db.queries_logged or db.execute_wrappers or db.allow_thread_sharing:
         return db.cursor()  # type: ignore[return-value]
     db.close_if_health_check_failed()
     db.ensure_connection()
