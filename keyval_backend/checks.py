@@ -30,7 +30,7 @@ def _is_keyval_backend(path: Any) -> bool:
 @checks.register(checks.Tags.caches)
 def check_caches(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     errors: list[checks.CheckMessage] = []
-    caches_setting = settings.CACHES
+    caches_setting: dict[str, dict[str, Any]] = settings.CACHES
     keyval = caches_setting.get("keyval")
     if keyval is not None and not _is_keyval_backend(keyval.get("BACKEND")):
         errors.append(
@@ -44,7 +44,7 @@ def check_caches(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMes
     for alias, params in caches_setting.items():
         if not _is_keyval_backend(params.get("BACKEND")):
             continue
-        options = params.get("OPTIONS") or {}
+        options: dict[str, Any] = params.get("OPTIONS") or {}
         database = options.get("DATABASE")
         if database is not None and database not in settings.DATABASES:
             errors.append(
@@ -64,9 +64,8 @@ def check_caches(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMes
 
 @checks.register(checks.Tags.caches)
 def check_sqlite_version(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    uses_sqlite = any(
-        db.get("ENGINE", "").endswith("sqlite3") for db in settings.DATABASES.values()
-    )
+    databases: dict[str, dict[str, Any]] = settings.DATABASES
+    uses_sqlite = any(db.get("ENGINE", "").endswith("sqlite3") for db in databases.values())
     if uses_sqlite and sqlite3.sqlite_version_info < SQLITE_MIN_VERSION:
         return [
             checks.Error(

@@ -8,8 +8,9 @@ driver cursor kept per connection, after the same checks Django's cursor makes
 marked for rollback) and with the same error translation to ``django.db``
 exceptions. When ``DEBUG`` is on, a ``CaptureQueriesContext`` is active or an
 ``execute_wrapper`` is installed, it returns Django's own cursor instead, so
-every query is seen as usual; likewise on a connection shared between threads. Either way the statement runs on the connection
-Django manages, inside any ``atomic()`` block that is open.
+every query is seen as usual; likewise on a connection shared between threads.
+Either way the statement runs on the connection Django manages, inside any
+``atomic()`` block that is open.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 class Cursor(Protocol):
     """What the dialects use of a cursor: Django's CursorWrapper has it all."""
 
-    rowcount: int
-    lastrowid: Any
-
+    @property
+    def rowcount(self) -> int: ...
+    @property
+    def lastrowid(self) -> Any: ...
     def execute(self, sql: str, params: Sequence[Any] | None = ...) -> Any: ...
     def fetchone(self) -> Any: ...
     def fetchall(self) -> Any: ...
