@@ -15,7 +15,7 @@ from django.db import DatabaseError, router, transaction
 from django.utils.module_loading import import_string
 
 from . import db
-from .codec import RowCodec
+from .codec import INT64_MAX, INT64_MIN, RowCodec
 from .exceptions import UnreadableValue
 from .identity import decode_name, encode_name, name_hash, prefix_upper_bound
 from .serializers import load_serializer
@@ -57,29 +57,40 @@ class KeyValCache(BaseCache):
         params = dict(params)
         if "TIMEOUT" not in params and "timeout" not in params:
             params["TIMEOUT"] = None
+        super().__init__(params)
         options = params.get("OPTIONS") or {}
+        self._cull_enabled = any(
+            name in options for name in ("MAX_ENTRIES", "CULL_FREQUENCY")
+        ) or any(name in params for name in ("max_entries", "cull_frequency"))
+        self._database: str | None = options.get("DATABASE")
+        self._warn_keys = True
+        self._purge_schedule = _PurgeSchedule()
+        # A bad OPTIONS value is raised by the first operation, not here:
+        # Django's own system checks build every cache, and ``manage.py check``
+        # should report keyval.E003/E005 rather than crash.
+        self.misconfigured: ImproperlyConfigured | None = None
+        try:
+            self._configure(options)
+        except ImproperlyConfigured as exc:
+            self.misconfigured = exc
+        self._bind(location or "default")
+
+    def _configure(self, options: Mapping[str, Any]) -> None:
         unknown = set(options) - KNOWN_OPTIONS
         if unknown:
             raise ImproperlyConfigured(
                 f"Unknown KeyValCache OPTIONS {sorted(unknown)}; known: {sorted(KNOWN_OPTIONS)}"
             )
-        super().__init__(params)
-        self._cull_enabled = (
-            "MAX_ENTRIES" in options
-            or "max_entries" in params
-            or "CULL_FREQUENCY" in options
-            or "cull_frequency" in params
-        )
-        self._codec = RowCodec(load_serializer(options.get("SERIALIZER", "pickle")))
-        self._database: str | None = options.get("DATABASE")
         self._purge_every = _non_negative_int(options, "PURGE_EVERY", 100)
         self._purge_batch = _non_negative_int(options, "PURGE_BATCH", 1000) or 1
         reverse = options.get("REVERSE_KEY_FUNCTION")
-        self._reverse_key: Callable[[str], str] | None = (
-            import_string(reverse) if isinstance(reverse, str) else reverse
-        )
-        self._warn_keys = True
-        self._bind(location or "default")
+        try:
+            self._reverse_key: Callable[[str], str] | None = (
+                import_string(reverse) if isinstance(reverse, str) else reverse
+            )
+        except ImportError as exc:
+            raise ImproperlyConfigured(f"Cannot import REVERSE_KEY_FUNCTION: {exc}") from exc
+        self._codec = RowCodec(load_serializer(options.get("SERIALIZER", "pickle")))
 
     def _bind(self, name: str) -> None:
         if not isinstance(name, str):
@@ -89,7 +100,6 @@ class KeyValCache(BaseCache):
         self._store_hash = name_hash(self._store_bytes)
         self._entries: int | None = None  # estimate of the store's rows, for culling
         self._writes_since_count = 0
-        self._expiring_writes = 0
 
     # -- binding ------------------------------------------------------------
 
@@ -124,6 +134,8 @@ class KeyValCache(BaseCache):
         """The database alias: ``OPTIONS["DATABASE"]``, else the router's
         choice for writes of the Entry model (reads use it too, so a read
         always sees the writes before it)."""
+        if self.misconfigured is not None:
+            raise self.misconfigured
         if self._database is None:
             from .models import Entry
 
@@ -205,16 +217,20 @@ class KeyValCache(BaseCache):
             self._entries += new_rows
         self._writes_since_count += 1
         if expiring and self._purge_every:
-            self._expiring_writes += expiring
-            if self._expiring_writes >= self._purge_every:
-                self._expiring_writes = 0
+            # Counted by the configured backend and shared by its store() and
+            # KeyVal views, so a view made for each write still purges. Threads
+            # may race on the count; a lost count only delays a purge.
+            schedule = self._purge_schedule
+            schedule.pending += expiring
+            if schedule.pending >= self._purge_every:
+                schedule.pending = 0
                 dialect.purge_expired(cursor, now, self._purge_batch)
 
     def _write(self, made_key: str, value: Any, timeout: Any, statement: str) -> bool:
+        dialect = dialect_for(self.database, TABLE)
         now = time.time()
         row = self._row(made_key, value, timeout, now)
-        dialect, cursor = self._sql()
-        with cursor:
+        with db.cursor(self.database) as cursor:
             self._before_write(dialect, cursor, now)
             written = getattr(dialect, statement)(cursor, row)
             self._after_write(dialect, cursor, int(written), row[7] is not None, now)
@@ -313,14 +329,18 @@ class KeyValCache(BaseCache):
         try:
             return self._decode(key_hash, (stored[0], stored[1], stored[2]))
         except UnreadableValue:
-            # Put the unreadable row back as it was, so that nothing is lost.
-            row: Row = (
-                self._store_bytes, key_bytes, self._store_hash, key_hash,
-                stored[0], stored[1], stored[2], stored[3], now, now,
-            )  # fmt: skip
-            dialect, cursor = self._sql()
-            with cursor:
-                dialect.add(cursor, row)
+            # Put the row back exactly as it was (same id, timestamps and write
+            # count), so that nothing is lost and it can be inspected; a value
+            # written meanwhile wins.
+            fmt, data, number, expires, row_id, created, updated, writes = stored
+            with db.cursor(self.database) as cursor:
+                cursor.execute(
+                    dialect.restore_sql,
+                    (
+                        row_id, self._store_bytes, key_bytes, self._store_hash, key_hash,
+                        fmt, data, number, expires, created, updated, writes,
+                    ),
+                )  # fmt: skip
             raise
 
     def incr(self, key: Any, delta: int = 1, version: int | None = None) -> Any:
@@ -333,7 +353,7 @@ class KeyValCache(BaseCache):
         made_key = self.make_and_validate_key(key, version)
         _, key_hash, identity = self._identify(made_key)
         dialect = dialect_for(self.database, TABLE)
-        if type(delta) is int:
+        if type(delta) is int and INT64_MIN <= delta <= INT64_MAX:
             with db.cursor(self.database) as cursor:
                 value = dialect.incr(cursor, self._store_hash, key_hash, delta, time.time())
             if value is not None:
@@ -386,6 +406,7 @@ class KeyValCache(BaseCache):
     ) -> list[Any]:
         """Write every pair or none: one statement per chunk of rows, and one
         transaction around the chunks when there are several."""
+        dialect = dialect_for(self.database, TABLE)
         now = time.time()
         rows: dict[str, Row] = {}
         for key, value in data.items():
@@ -393,7 +414,6 @@ class KeyValCache(BaseCache):
             rows[row[3]] = row  # the last of two keys that make the same key wins
         if not rows:
             return []
-        dialect = dialect_for(self.database, TABLE)
         batch = list(rows.values())
         size = dialect.batch_size(len(batch[0]))
         expiring = sum(row[7] is not None for row in batch)
@@ -497,9 +517,14 @@ class KeyValCache(BaseCache):
             )
         reverse = self._reverse_key
 
+        key_version = self.version if version is None else version
+
         def unmake(made: str) -> str | None:
+            # Only keys this key function makes for this prefix and version.
             key = reverse(made)
-            return key if key.startswith(prefix) else None
+            if not key.startswith(prefix) or self.make_key(key, key_version) != made:
+                return None
+            return key
 
         return b"", b"\xff", unmake
 
@@ -539,6 +564,16 @@ class KeyValCache(BaseCache):
         with cursor:
             cursor.execute(dialect.count_sql, (self._store_hash, time.time(), low, high))
             return int(cursor.fetchone()[0])
+
+
+class _PurgeSchedule:
+    """Rows written with a timeout since the last purge (a mutable cell that
+    copies of a backend share)."""
+
+    __slots__ = ("pending",)
+
+    def __init__(self) -> None:
+        self.pending = 0
 
 
 def _non_negative_int(options: Mapping[str, Any], name: str, default: int) -> int:

@@ -11,6 +11,7 @@ from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
+from .cache import KeyValCache
 from .serializers import load_serializer
 from .sql.sqlite import MIN_VERSION as SQLITE_MIN_VERSION
 
@@ -18,8 +19,6 @@ BACKEND = "keyval_backend.cache.KeyValCache"
 
 
 def _is_keyval_backend(path: Any) -> bool:
-    from .cache import KeyValCache
-
     try:
         cls = import_string(path)
     except (ImportError, TypeError, ValueError):
@@ -59,6 +58,10 @@ def check_caches(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMes
             load_serializer(options.get("SERIALIZER", "pickle"))
         except ImproperlyConfigured as exc:
             errors.append(checks.Error(f"CACHES[{alias!r}]: {exc}", id="keyval.E003"))
+            continue
+        misconfigured = KeyValCache(params.get("LOCATION", ""), params).misconfigured
+        if misconfigured is not None:
+            errors.append(checks.Error(f"CACHES[{alias!r}]: {misconfigured}", id="keyval.E005"))
     return errors
 
 

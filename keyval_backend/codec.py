@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import signing
-from .exceptions import UnknownFormat
+from .exceptions import UnknownFormat, UnreadableValue
 from .serializers import SAFE_FORMATS, BaseSerializer
 
 INT_FORMAT = "int"
@@ -59,4 +59,11 @@ class RowCodec:
         data = bytes(data)
         if serializer.signed:
             data = signing.verify(identity, tag, data)
-        return serializer.loads(data)
+        try:
+            return serializer.loads(data)
+        except Exception as exc:
+            # A verified pickle of a class that no longer exists, a JSON row
+            # edited by hand: unreadable, not a crash in the caller's code.
+            raise UnreadableValue(
+                f"stored {tag!r} value cannot be loaded: {type(exc).__name__}: {exc}"
+            ) from exc

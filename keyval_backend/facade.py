@@ -161,7 +161,8 @@ class KeyVal:
         self.delete(key)
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and self.exists(key)
+        store = self._store()  # NameError after disconnect, whatever the key
+        return isinstance(key, str) and store.has_key(key)
 
     def __len__(self) -> int:
         return self._store().count()

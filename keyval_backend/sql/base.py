@@ -36,8 +36,9 @@ ROW_COLUMNS = (
 Row = tuple[bytes, bytes, str, str, str, bytes, int | None, float | None, float, float]
 # (format, value, number) of a stored row.
 Stored = tuple[str, bytes, int | None]
-# (format, value, number, expires) of a popped row, enough to put it back.
-Popped = tuple[str, bytes, int | None, float | None]
+# (format, value, number, expires, id, created, updated, writes) of a popped
+# row: enough to put it back exactly as it was.
+Popped = tuple[str, bytes, int | None, float | None, int, float, float, int]
 
 # Rows per batch statement, whatever the vendor's parameter limit allows: large
 # enough to amortise a round trip, small enough to keep one statement's memory low.
@@ -105,7 +106,15 @@ class Dialect:
         self.upsert_sql = self.insert_head + self.row_placeholders + self.upsert_clause()
         self.add_sql = self.insert_head + self.row_placeholders + self.add_clause()
         self.incr_sql = self.incr_statement()
-        self.popped_columns = f"{stored_columns}, {c['expires']}"
+        self.popped_columns = (
+            f"{stored_columns}, {c['expires']}, {c['id']}, {c['created']}, {c['updated']}, "
+            f"{c['writes']}"
+        )
+        self.restore_sql = (
+            f"INSERT INTO {t} ({c['id']}, {', '.join(c[name] for name in ROW_COLUMNS)}, "
+            f"{c['writes']}) VALUES ({', '.join(['%s'] * (len(ROW_COLUMNS) + 2))})"
+            + self.ignore_duplicate_clause()
+        )
         self.pop_sql = (
             f"DELETE FROM {t} WHERE {self.where_key_live} RETURNING {self.popped_columns}"
         )
@@ -143,6 +152,10 @@ class Dialect:
             f"{c['writes']} = 1 "
             f"WHERE {t}.{c['expires']} <= excluded.{c['updated']} RETURNING {c['writes']}"
         )
+
+    def ignore_duplicate_clause(self) -> str:
+        """Make an INSERT a no-op when the key (or id) exists."""
+        return " ON CONFLICT DO NOTHING"
 
     def set_many_clause(self) -> str:
         """``ON CONFLICT`` clause of a batch set (no result needed)."""
@@ -201,7 +214,7 @@ class Dialect:
         """Delete a live row and return what it held, in one statement."""
         cursor.execute(self.pop_sql, (store_hash, key_hash, now))
         row = cursor.fetchone()
-        return None if row is None else (row[0], row[1], row[2], row[3])
+        return None if row is None else tuple(row)  # type: ignore[return-value]
 
     def purge_expired(self, cursor: Cursor, now: float, limit: int) -> int:
         cursor.execute(self.purge_sql, (now, limit))

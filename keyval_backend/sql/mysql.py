@@ -60,6 +60,10 @@ class MySQLDialect(Dialect):
     def set_many_clause(self) -> str:
         return self.upsert_clause()
 
+    def ignore_duplicate_clause(self) -> str:
+        c = self.c
+        return f" ON DUPLICATE KEY UPDATE {c['id']} = {c['id']}"
+
     def incr_statement(self) -> str:
         c = self.c
         # The writes assignment sees the new number; ``| 0`` makes it unsigned
@@ -114,4 +118,4 @@ class MySQLDialect(Dialect):
             if row is None:
                 return None
             cursor.execute(self.delete_sql, (store_hash, key_hash, now))
-        return (row[0], row[1], row[2], row[3])
+        return tuple(row)  # type: ignore[return-value]
