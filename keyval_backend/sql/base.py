@@ -214,7 +214,7 @@ class Dialect:
         """Delete a live row and return what it held, in one statement."""
         cursor.execute(self.pop_sql, (store_hash, key_hash, now))
         row = cursor.fetchone()
-        return None if row is None else tuple(row)  # type: ignore[return-value]
+        return None if row is None else tuple(row)
 
     def purge_expired(self, cursor: Cursor, now: float, limit: int) -> int:
         cursor.execute(self.purge_sql, (now, limit))

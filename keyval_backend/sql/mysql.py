@@ -118,4 +118,4 @@ class MySQLDialect(Dialect):
             if row is None:
                 return None
             cursor.execute(self.delete_sql, (store_hash, key_hash, now))
-        return tuple(row)  # type: ignore[return-value]
+        return tuple(row)
