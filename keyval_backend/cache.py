@@ -11,7 +11,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache, default_key_func
 from django.core.exceptions import ImproperlyConfigured
-from django.db import DatabaseError, router, transaction
+from django.db import DatabaseError, OperationalError, connections, router, transaction
 from django.utils.module_loading import import_string
 
 from . import db
@@ -20,7 +20,7 @@ from .exceptions import UnreadableValue
 from .identity import decode_name, encode_name, name_hash, prefix_upper_bound
 from .serializers import load_serializer
 from .sql import Dialect, dialect_for
-from .sql.base import Row, Stored
+from .sql.base import Popped, Row, Stored
 
 KNOWN_OPTIONS = frozenset(
     {
@@ -207,9 +207,7 @@ class KeyValCache(BaseCache):
         cursor.execute(dialect.count_all_sql, (self._store_hash,))
         return int(cursor.fetchone()[0])
 
-    def _after_write(
-        self, dialect: Dialect, cursor: db.Cursor, new_rows: int, expiring: int, now: float
-    ) -> None:
+    def _after_write(self, dialect: Dialect, new_rows: int, expiring: int, now: float) -> None:
         """Track the store size, and purge expired rows every PURGE_EVERY
         writes that carried a timeout, at most PURGE_BATCH at a time, so the
         table cannot grow without bound while no write needs it to."""
@@ -224,17 +222,37 @@ class KeyValCache(BaseCache):
             schedule.pending += expiring
             if schedule.pending >= self._purge_every:
                 schedule.pending = 0
+                self._purge_riding_along(dialect, now)
+
+    def _purge_riding_along(self, dialect: Dialect, now: float) -> None:
+        """Purge after a write, without ever failing the write: a purge that
+        loses a deadlock to a concurrent writer is left to the next one. In a
+        transaction it runs in a savepoint, so that loss does not abort the
+        caller's transaction."""
+        alias = self.database
+        in_transaction = connections[alias].in_atomic_block
+        try:
+            savepoint = transaction.atomic(using=alias) if in_transaction else nullcontext()
+            with savepoint, db.cursor(alias) as cursor:
                 dialect.purge_expired(cursor, now, self._purge_batch)
+        except OperationalError as exc:
+            if not db.is_deadlock(exc):
+                raise
 
     def _write(self, made_key: str, value: Any, timeout: Any, statement: str) -> bool:
         dialect = dialect_for(self.database, TABLE)
         now = time.time()
         row = self._row(made_key, value, timeout, now)
-        with db.cursor(self.database) as cursor:
-            self._before_write(dialect, cursor, now)
-            written = getattr(dialect, statement)(cursor, row)
-            self._after_write(dialect, cursor, int(written), row[7] is not None, now)
-        return bool(written)
+        write = getattr(dialect, statement)
+
+        def attempt() -> bool:
+            with db.cursor(self.database) as cursor:
+                self._before_write(dialect, cursor, now)
+                return bool(write(cursor, row))
+
+        written = db.retry_on_deadlock(self.database, attempt)
+        self._after_write(dialect, int(written), row[7] is not None, now)
+        return written
 
     # -- the cache API ----------------------------------------------------------
 
@@ -269,22 +287,27 @@ class KeyValCache(BaseCache):
     def touch(self, key: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> bool:
         made_key = self.make_and_validate_key(key, version)
         _, key_hash, _ = self._identify(made_key)
-        now = time.time()
-        dialect, cursor = self._sql()
-        with cursor:
-            cursor.execute(
-                dialect.touch_sql,
-                (self.get_backend_timeout(timeout), self._store_hash, key_hash, now),
-            )
-            return bool(cursor.rowcount)
+        dialect = dialect_for(self.database, TABLE)
+        params = (self.get_backend_timeout(timeout), self._store_hash, key_hash, time.time())
+
+        def attempt() -> bool:
+            with db.cursor(self.database) as cursor:
+                cursor.execute(dialect.touch_sql, params)
+                return bool(cursor.rowcount)
+
+        return db.retry_on_deadlock(self.database, attempt)
 
     def delete(self, key: Any, version: int | None = None) -> bool:
         made_key = self.make_and_validate_key(key, version)
         _, key_hash, _ = self._identify(made_key)
-        dialect, cursor = self._sql()
-        with cursor:
-            cursor.execute(dialect.delete_sql, (self._store_hash, key_hash, time.time()))
-            return bool(cursor.rowcount)
+        dialect = dialect_for(self.database, TABLE)
+
+        def attempt() -> bool:
+            with db.cursor(self.database) as cursor:
+                cursor.execute(dialect.delete_sql, (self._store_hash, key_hash, time.time()))
+                return bool(cursor.rowcount)
+
+        return db.retry_on_deadlock(self.database, attempt)
 
     def ttl(self, key: Any, version: int | None = None) -> float | None:
         """Seconds ``key`` has left, None if it never expires; KeyError if
@@ -320,10 +343,13 @@ class KeyValCache(BaseCache):
         """
         made_key = self.make_and_validate_key(key, version)
         key_bytes, key_hash, _ = self._identify(made_key)
-        now = time.time()
-        dialect, cursor = self._sql()
-        with cursor:
-            stored = dialect.pop(cursor, self._store_hash, key_hash, now)
+        dialect = dialect_for(self.database, TABLE)
+
+        def attempt() -> Popped | None:
+            with db.cursor(self.database) as cursor:
+                return dialect.pop(cursor, self._store_hash, key_hash, time.time())
+
+        stored = db.retry_on_deadlock(self.database, attempt)
         if stored is None:
             return default
         try:
@@ -354,8 +380,12 @@ class KeyValCache(BaseCache):
         _, key_hash, identity = self._identify(made_key)
         dialect = dialect_for(self.database, TABLE)
         if type(delta) is int and INT64_MIN <= delta <= INT64_MAX:
-            with db.cursor(self.database) as cursor:
-                value = dialect.incr(cursor, self._store_hash, key_hash, delta, time.time())
+
+            def attempt() -> int | None:
+                with db.cursor(self.database) as cursor:
+                    return dialect.incr(cursor, self._store_hash, key_hash, delta, time.time())
+
+            value = db.retry_on_deadlock(self.database, attempt)
             if value is not None:
                 return value
         for _ in range(INCR_ATTEMPTS):
@@ -417,13 +447,17 @@ class KeyValCache(BaseCache):
         batch = list(rows.values())
         size = dialect.batch_size(len(batch[0]))
         expiring = sum(row[7] is not None for row in batch)
-        atomic = transaction.atomic(using=self.database) if len(batch) > size else nullcontext()
-        with atomic, db.cursor(self.database) as cursor:
-            self._before_write(dialect, cursor, now)
-            for start in range(0, len(batch), size):
-                dialect.set_many(cursor, batch[start : start + size])
-            # Counted as new: an overestimate only makes the cull re-count sooner.
-            self._after_write(dialect, cursor, len(batch), expiring, now)
+
+        def attempt() -> None:
+            atomic = transaction.atomic(using=self.database) if len(batch) > size else nullcontext()
+            with atomic, db.cursor(self.database) as cursor:
+                self._before_write(dialect, cursor, now)
+                for start in range(0, len(batch), size):
+                    dialect.set_many(cursor, batch[start : start + size])
+
+        db.retry_on_deadlock(self.database, attempt)
+        # Counted as new: an overestimate only makes the cull re-count sooner.
+        self._after_write(dialect, len(batch), expiring, now)
         return []
 
     def delete_many(self, keys: Iterable[Any], version: int | None = None) -> None:
@@ -434,10 +468,14 @@ class KeyValCache(BaseCache):
             return
         dialect = dialect_for(self.database, TABLE)
         size = dialect.batch_size(1, fixed_params=1)
-        with db.cursor(self.database) as cursor:
-            for start in range(0, len(hashes), size):
-                chunk = hashes[start : start + size]
-                cursor.execute(dialect.delete_many_sql(len(chunk)), [self._store_hash, *chunk])
+
+        def attempt() -> None:
+            with db.cursor(self.database) as cursor:
+                for start in range(0, len(hashes), size):
+                    chunk = hashes[start : start + size]
+                    cursor.execute(dialect.delete_many_sql(len(chunk)), [self._store_hash, *chunk])
+
+        db.retry_on_deadlock(self.database, attempt)
 
     def clear(self) -> None:
         """Delete every entry of this store (and only this store)."""

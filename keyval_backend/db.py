@@ -15,11 +15,13 @@ Either way the statement runs on the connection Django manages, inside any
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, TypeVar
 
-from django.db import connections
+from django.db import OperationalError, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
+
+T = TypeVar("T")
 
 
 class Cursor(Protocol):
@@ -100,3 +102,41 @@ def cursor(alias: str) -> Cursor:
     if lean is None or lean._raw is not db.connection:
         lean = db.__dict__["_keyval_cursor"] = LeanCursor(db)
     return lean
+
+
+# Deadlock errors: MySQL/MariaDB error 1213, PostgreSQL SQLSTATE 40P01.
+_MYSQL_DEADLOCK = 1213
+_POSTGRES_DEADLOCK = "40P01"
+DEADLOCK_ATTEMPTS = 5
+
+
+def is_deadlock(exc: BaseException) -> bool:
+    """True if the database chose this statement as a deadlock victim (and
+    rolled it back whole)."""
+    cause = exc.__cause__ or exc
+    if getattr(cause, "sqlstate", None) == _POSTGRES_DEADLOCK:
+        return True
+    args: tuple[Any, ...] = getattr(cause, "args", ())
+    return bool(args) and args[0] == _MYSQL_DEADLOCK
+
+
+def retry_on_deadlock(alias: str, operation: Callable[[], T]) -> T:
+    """Run a single-statement write, again if it lost a deadlock.
+
+    Two statements that lock the same index entries in opposite order (an
+    upsert and a purge of expired rows, on InnoDB) can deadlock; the server
+    rolls the victim back completely, so running it again is safe. Inside a
+    transaction the whole transaction is at stake, so the error is raised.
+    """
+    attempt = 1
+    while True:
+        try:
+            return operation()
+        except OperationalError as exc:
+            if (
+                attempt == DEADLOCK_ATTEMPTS
+                or not is_deadlock(exc)
+                or connections[alias].in_atomic_block
+            ):
+                raise
+            attempt += 1

@@ -175,9 +175,12 @@ class Dialect:
     def purge_statement(self) -> str:
         """Delete at most N expired rows of any store."""
         c, t = self.c, self.table
+        # The condition is repeated outside the subquery: PostgreSQL re-checks
+        # only the outer WHERE of a row updated meanwhile, and a concurrent set
+        # may have made it live again.
         return (
             f"DELETE FROM {t} WHERE {c['id']} IN (SELECT {c['id']} FROM {t} "
-            f"WHERE {c['expires']} <= %s LIMIT %s)"
+            f"WHERE {c['expires']} <= %s LIMIT %s) AND {c['expires']} <= %s"
         )
 
     def cull_statement(self) -> str:
@@ -217,8 +220,11 @@ class Dialect:
         return None if row is None else tuple(row)
 
     def purge_expired(self, cursor: Cursor, now: float, limit: int) -> int:
-        cursor.execute(self.purge_sql, (now, limit))
+        cursor.execute(self.purge_sql, self.purge_params(now, limit))
         return int(cursor.rowcount)
+
+    def purge_params(self, now: float, limit: int) -> tuple[float | int, ...]:
+        return (now, limit, now)
 
     def cull(self, cursor: Cursor, store_hash: str, count: int) -> None:
         cursor.execute(self.cull_sql, (store_hash, count))

@@ -79,6 +79,9 @@ class MySQLDialect(Dialect):
         c = self.c
         return f"DELETE FROM {self.table} WHERE {c['expires']} <= %s LIMIT %s"
 
+    def purge_params(self, now: float, limit: int) -> tuple[float | int, ...]:
+        return (now, limit)
+
     def cull_statement(self) -> str:
         c = self.c
         return (
