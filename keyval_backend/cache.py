@@ -69,6 +69,7 @@ class KeyValCache(BaseCache):
         # Django's own system checks build every cache, and ``manage.py check``
         # should report keyval.E003/E005 rather than crash.
         self.misconfigured: ImproperlyConfigured | None = None
+        self._reverse_key: Callable[[str], str] | None = None
         try:
             self._configure(options)
         except ImproperlyConfigured as exc:
@@ -82,12 +83,12 @@ class KeyValCache(BaseCache):
                 f"Unknown KeyValCache OPTIONS {sorted(unknown)}; known: {sorted(KNOWN_OPTIONS)}"
             )
         self._purge_every = _non_negative_int(options, "PURGE_EVERY", 100)
-        self._purge_batch = _non_negative_int(options, "PURGE_BATCH", 1000) or 1
+        self._purge_batch = _non_negative_int(options, "PURGE_BATCH", 1000)
+        if self._purge_batch == 0:
+            raise ImproperlyConfigured("OPTIONS['PURGE_BATCH'] must be at least 1")
         reverse = options.get("REVERSE_KEY_FUNCTION")
         try:
-            self._reverse_key: Callable[[str], str] | None = (
-                import_string(reverse) if isinstance(reverse, str) else reverse
-            )
+            self._reverse_key = import_string(reverse) if isinstance(reverse, str) else reverse
         except ImportError as exc:
             raise ImproperlyConfigured(f"Cannot import REVERSE_KEY_FUNCTION: {exc}") from exc
         self._codec = RowCodec(load_serializer(options.get("SERIALIZER", "pickle")))
@@ -543,6 +544,8 @@ class KeyValCache(BaseCache):
     ) -> tuple[bytes, bytes, Callable[[str], str | None]]:
         """Byte range of the made keys of this version that start with
         ``prefix``, and the function that turns a made key back into a key."""
+        if self.misconfigured is not None:
+            raise self.misconfigured
         if self.key_func is default_key_func:
             made_prefix = f"{self.key_prefix}:{self.version if version is None else version}:"
             low = encode_name(made_prefix + prefix)
