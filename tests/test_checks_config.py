@@ -237,6 +237,7 @@ BAD_OPTIONS: dict[str, tuple[dict[str, Any], str]] = {
     "PURGE_EVERY bool": ({"PURGE_EVERY": True}, "PURGE_EVERY"),
     "PURGE_BATCH -1": ({"PURGE_BATCH": -1}, "PURGE_BATCH"),
     "PURGE_BATCH str": ({"PURGE_BATCH": "10"}, "PURGE_BATCH"),
+    "PURGE_BATCH 0": ({"PURGE_BATCH": 0}, "PURGE_BATCH"),
     "REVERSE_KEY_FUNCTION": ({"REVERSE_KEY_FUNCTION": "no.such.function"}, "REVERSE_KEY"),
 }
 
