@@ -19,6 +19,14 @@ def decode_name(data: bytes | memoryview) -> str:
     return bytes(data).decode("utf-8", "surrogatepass")
 
 
+def printable(name: str) -> str:
+    """A store name or key as a page, a log or a terminal can show it: any
+    ``str`` is a valid name, but a lone surrogate cannot be sent as UTF-8 and
+    a NUL would not show (nor be stored by PostgreSQL), so both are escaped."""
+    text = name.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text.replace("\x00", "\\x00")
+
+
 def name_hash(data: bytes) -> str:
     """The 32-character lookup digest of encoded name bytes."""
     return blake2b(data, digest_size=16).hexdigest()

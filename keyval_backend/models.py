@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from django.db import models
 
+from .identity import printable
 from .serializers import FORMAT_TAG_MAX_LENGTH
 
 HASH_LENGTH = 32
@@ -49,7 +50,8 @@ class Entry(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.store_name}: {self.key_name}"
+        # Shown by the admin in pages and stored in its log: escaped.
+        return f"{printable(self.store_name)}: {printable(self.key_name)}"
 
     @property
     def store_name(self) -> str:

@@ -46,7 +46,9 @@ elif KEYVAL_TEST_DB == "mariadb":
         }
     }
 else:
-    raise RuntimeError(f"KEYVAL_TEST_DB must be sqlite, postgres or mariadb, not {KEYVAL_TEST_DB!r}")
+    raise RuntimeError(
+        f"KEYVAL_TEST_DB must be sqlite, postgres or mariadb, not {KEYVAL_TEST_DB!r}"
+    )
 
 SECRET_KEY = "keyval-backend-tests-not-secret"
 USE_TZ = True
