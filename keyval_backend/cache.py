@@ -496,9 +496,13 @@ class KeyValCache(BaseCache):
         """Delete up to ``limit`` (default ``PURGE_BATCH``) expired rows of any
         store; return how many. Call it until it returns less than the limit
         to purge everything."""
-        dialect, cursor = self._sql()
-        with cursor:
-            return dialect.purge_expired(cursor, time.time(), limit or self._purge_batch)
+        dialect = dialect_for(self.database, TABLE)
+
+        def attempt() -> int:
+            with db.cursor(self.database) as cursor:
+                return dialect.purge_expired(cursor, time.time(), limit or self._purge_batch)
+
+        return db.retry_on_deadlock(self.database, attempt)
 
     def stores(self) -> dict[str, int]:
         """Every store of this backend's database that has live entries, with
