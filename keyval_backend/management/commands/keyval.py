@@ -35,7 +35,8 @@ from django.core.management.base import (
 from django.db import Error as DatabaseError
 from django.db import connections
 
-from ... import __version__, transfer
+from ... import __version__, legacy, transfer
+from ... import resign as resigning
 from ...cache import KeyValCache
 from ...exceptions import UnreadableValue
 from ...serializers import BaseSerializer, load_serializer
@@ -88,6 +89,9 @@ COMMANDS: dict[str, Spec] = {
                   "continue_on_error"),
     "load": _spec("read JSON Lines from --input FILE or stdin", "input", "replace",
                   "continue_on_error"),
+    "import-django-keyval": _spec("copy django-keyval 0.1.x's table (unpickles it: --yes)",
+                                  "table", "replace", "yes", "continue_on_error", store=False),
+    "resign": _spec("re-sign the store's values (without -n: every store) with SECRET_KEY"),
 }  # fmt: skip
 
 # Options whose use with a command that ignores them is a mistake, by dest.
@@ -105,6 +109,7 @@ FLAG_NAMES = {
     "input": "--input",
     "replace": "--replace",
     "continue_on_error": "--continue-on-error",
+    "table": "--table",
 }
 
 SYNOPSIS = """\
@@ -175,7 +180,13 @@ class Progress:
 
 class Command(BaseCommand):
     help = SYNOPSIS.format(
-        commands="\n".join(f"  {name:<8} {spec.summary}" for name, spec in COMMANDS.items())
+        commands="\n".join(
+            # A name too long for the column gets a line of its own.
+            f"  {name:<8} {spec.summary}"
+            if len(name) <= 8
+            else f"  {name}\n  {'':8} {spec.summary}"
+            for name, spec in COMMANDS.items()
+        )
     )
     # The checks of the caches (keyval.E001-E004) only: a project's unrelated
     # problems (URLs, templates) must not keep an operator from the data.
@@ -238,19 +249,26 @@ class Command(BaseCommand):
             "--noinput",
             dest="yes",
             action="store_true",
-            help="flush: do not ask for confirmation.",
+            help="flush: do not ask for confirmation; import-django-keyval: the old table "
+            "is trusted (it is unpickled).",
         )
         parser.add_argument("--output", metavar="FILE", help="dump: write to FILE, not stdout.")
         parser.add_argument("--input", metavar="FILE", help="load: read FILE, not stdin.")
         parser.add_argument(
             "--replace",
             action="store_true",
-            help="load: overwrite keys that exist (default: keep them).",
+            help="load, import-django-keyval: overwrite keys that exist (default: keep them).",
         )
         parser.add_argument(
             "--continue-on-error",
             action="store_true",
-            help="load: skip bad lines and load the rest; dump: skip unreadable entries.",
+            help="load: skip bad lines and load the rest; dump: skip unreadable entries; "
+            "import-django-keyval: skip bad rows.",
+        )
+        parser.add_argument(
+            "--table",
+            metavar="NAME",
+            help=f"import-django-keyval: the old table (default: {legacy.OLD_TABLE}).",
         )
         parser.add_argument(
             "--cache",
@@ -280,7 +298,7 @@ class Command(BaseCommand):
             self.backend.store_name if options["store"] is None else options["store"]
         )
         self.view = self.backend.facade_view(self.store_name)
-        run: Callable[[], None] = getattr(self, f"do_{name}")
+        run: Callable[[], None] = getattr(self, f"do_{name.replace('-', '_')}")
         try:
             run()
         except DatabaseError as exc:
@@ -606,6 +624,73 @@ class Command(BaseCommand):
         self.say(f"Loaded {plural(result.written, 'entry', 'entries')}: {', '.join(details)}.")
         if result.bad_lines:
             raise CommandError(f"{plural(result.bad_lines, 'bad line')} skipped", returncode=FAILED)
+
+    def do_import_django_keyval(self) -> None:
+        table = self.options["table"] or legacy.OLD_TABLE
+        if not self.options["yes"]:
+            raise usage_error(
+                "-c import-django-keyval unpickles every row of the old table, which runs "
+                "code: pass --yes if that table is trusted"
+            )
+        database = self.backend.database
+        bar = self.progress("import", lambda: None, False)
+
+        def skip(exc: legacy.BadRow) -> None:
+            bar.close()
+            self.stderr.write(f"skipped {exc}")
+
+        on_bad_row = skip if self.options["continue_on_error"] else None
+        try:
+            result = legacy.import_table(
+                self.backend,
+                database=database,
+                table=table,
+                replace=self.options["replace"],
+                on_bad_row=on_bad_row,
+                progress=bar,
+            )
+        except legacy.BadRow as exc:
+            raise CommandError(f"{exc}; nothing was imported", returncode=FAILED) from None
+        finally:
+            bar.close()
+        details = [f"{result.imported} new"]
+        for count, what in (
+            (result.replaced, "replaced"),
+            (result.skipped, "skipped (already there; --replace overwrites)"),
+        ):
+            if count:
+                details.append(f"{count} {what}")
+        written = result.imported + result.replaced
+        self.say(
+            f"Imported {plural(written, 'entry', 'entries')} from {table}: {', '.join(details)}."
+        )
+        if result.bad_rows:
+            raise CommandError(f"{plural(result.bad_rows, 'bad row')} skipped", returncode=FAILED)
+
+    def do_resign(self) -> None:
+        store = self.options["store"]
+        bar = self.progress("resign", lambda: None, False)
+
+        def report(message: str) -> None:
+            bar.close()
+            self.stderr.write(f"unreadable: {message}")
+
+        try:
+            result = resigning.resign(
+                self.backend.database, store, on_unreadable=report, progress=bar
+            )
+        finally:
+            bar.close()
+        self.say(
+            f"re-signed {result.resigned}, already current {result.current}, "
+            f"unreadable {result.unreadable}"
+        )
+        if result.unreadable:
+            raise CommandError(
+                f"{plural(result.unreadable, 'unreadable entry', 'unreadable entries')} "
+                "left as they are",
+                returncode=FAILED,
+            )
 
 
 class _NoProgress(Progress):
