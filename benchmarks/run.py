@@ -1,0 +1,312 @@
+"""``python -m benchmarks``: KeyValCache against DatabaseCache, django-redis,
+diskcache and the raw driver floor, on each database setting.
+
+Each database setting runs in a subprocess of its own (``benchmarks.worker``)
+with Django configured for that database only. Within it, the contenders take
+turns: every round times every operation on every contender, and each round
+starts with another contender, so that drift on a shared machine is spread
+over all of them. Compare ratios from one run; absolute numbers move with the
+machine's load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from . import report
+from .contenders import CONTENDERS
+from .databases import DEFAULT_SETTINGS, SETTINGS
+from .ops import OPS
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _names(value: str, known: Any, what: str) -> list[str]:
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    if names == ["none"]:
+        return []
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown {what} {', '.join(unknown)}; known: {', '.join(known)}"
+        )
+    return names
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description=__doc__.split("\n\n")[0].replace("``", ""),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument(
+        "--databases",
+        type=lambda v: _names(v, SETTINGS, "database setting"),
+        help=f"database settings, comma-separated, of {', '.join(SETTINGS)} (default: "
+        f"{','.join(DEFAULT_SETTINGS)}; sqlite-wal with --profile)",
+    )
+    p.add_argument(
+        "--ops",
+        default=",".join(OPS),
+        type=lambda v: _names(v, OPS, "operation"),
+        help=f"operations (or 'none'): {', '.join(OPS)}",
+    )
+    p.add_argument(
+        "--contenders",
+        default=",".join(CONTENDERS),
+        type=lambda v: _names(v, CONTENDERS, "contender"),
+        help=f"contenders: {', '.join(CONTENDERS)}",
+    )
+    p.add_argument("--keys", type=int, default=10_000, help="keys in the table")
+    p.add_argument("--repeat", type=int, default=5, help="rounds (contenders alternate)")
+    p.add_argument(
+        "--iterations",
+        type=int,
+        default=200,
+        help="timed calls per single-key operation, contender and round",
+    )
+    p.add_argument(
+        "--batch-iterations",
+        type=int,
+        default=20,
+        help="timed calls per batch operation, contender and round",
+    )
+    p.add_argument(
+        "--budget",
+        type=float,
+        default=1.0,
+        help="seconds after which a contender's round of one operation stops early",
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run of a few seconds per database (CI): small table, few calls",
+    )
+    p.add_argument(
+        "--scale",
+        action="store_true",
+        help="also run the scale run (slow): latency at --scale-keys against "
+        "1,000 keys, and expired rows after --scale-writes writes of 1 s keys",
+    )
+    p.add_argument("--scale-keys", type=int, default=1_000_000)
+    p.add_argument("--scale-writes", type=int, default=1_000_000)
+    p.add_argument(
+        "--profile",
+        metavar="OP",
+        choices=list(OPS),
+        help="instead of the comparison, profile OP on KeyValCache (first database)",
+    )
+    p.add_argument("--profile-contender", default="keyval", choices=["keyval", "floor"])
+    p.add_argument("--profile-calls", type=int, default=20_000)
+    p.add_argument("--plot", metavar="PATH.png", help="write a plot of the medians")
+    p.add_argument("--json", metavar="PATH", help="write all results as JSON")
+    p.add_argument("--load", metavar="PATH", help="report a run saved with --json, run nothing")
+    p.add_argument("--markdown", action="store_true", help="print markdown tables")
+    p.add_argument(
+        "--sqlite-pragma",
+        action="append",
+        default=[],
+        metavar="PRAGMA",
+        help="extra statement for every SQLite connection, KeyValCache's and the floor's "
+        "(e.g. 'PRAGMA cache_size=-65536'); repeatable",
+    )
+    p.add_argument("--workdir", help="where SQLite files and diskcache live (default: a temp dir)")
+    return p
+
+
+def plan(args: argparse.Namespace) -> dict[str, Any]:
+    if args.quick:
+        return {
+            "iterations": 20,
+            "batch_iterations": 3,
+            "warmup": 2,
+            "batch_warmup": 1,
+            "budget_s": 0.1,
+            "min_samples": 1,
+        }
+    return {
+        "iterations": args.iterations,
+        "batch_iterations": args.batch_iterations,
+        "warmup": max(1, args.iterations // 10),
+        "batch_warmup": max(1, args.batch_iterations // 10),
+        "budget_s": args.budget,
+    }
+
+
+def run_worker(config: dict[str, Any], workdir: str) -> dict[str, Any] | None:
+    """Run one worker; its result, or None if it failed (it said why on stderr)."""
+    fd, output = tempfile.mkstemp(suffix=".json", dir=workdir)
+    os.close(fd)
+    config = {**config, "output": output, "workdir": workdir}
+    config_path = output + ".config"
+    Path(config_path).write_text(json.dumps(config))
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    completed = subprocess.run(
+        [sys.executable, "-m", "benchmarks.worker", config_path], cwd=ROOT, env=env, check=False
+    )
+    if completed.returncode != 0:
+        print(
+            f"!! {config['mode']} run on {config['setting']} failed (exit {completed.returncode})",
+            file=sys.stderr,
+        )
+        return None
+    return json.loads(Path(output).read_text())  # type: ignore[no-any-return]
+
+
+def print_runs(results: dict[str, Any], markdown: bool) -> None:
+    for setting, run in results.get("runs", {}).items():
+        versions = ", ".join(f"{k} {v}" for k, v in run["versions"].items())
+        print(f"\n## {setting}: {run['keys']:,} keys, {run['repeat']} rounds ({versions})\n")
+        if run.get("sqlite_pragmas"):
+            print(f"SQLite connections run: {'; '.join(run['sqlite_pragmas'])}\n")
+        if run.get("skipped"):
+            for name, why in run["skipped"].items():
+                print(f"skipped {CONTENDERS.get(name, name)}: {why}")
+            print()
+        print(report.latency_table(run, markdown))
+        print()
+        print(report.ratio_table(run, markdown))
+        checks = report.targets(run)
+        if checks:
+            print()
+            print(report.targets_table(run, markdown))
+    for setting, scale in results.get("scale", {}).items():
+        print(f"\n## scale, {setting}\n")
+        if scale.get("sqlite_pragmas"):
+            print(f"SQLite connections run: {'; '.join(scale['sqlite_pragmas'])}\n")
+        print(report.scale_tables(scale, markdown))
+
+
+def print_profile(result: dict[str, Any], markdown: bool) -> None:
+    label = CONTENDERS[result["contender"]]
+    print(
+        f"\n## profile of {OPS[result['op']].label} on {label}, {result['setting']}: "
+        f"{result['calls']:,} calls, {result['plain_us']:.1f} µs per call plain, "
+        f"{result['profiled_us']:.1f} µs under cProfile\n"
+    )
+    for title, key in (("own time", "by_own"), ("cumulative time", "by_cum")):
+        rows = [
+            [
+                row["function"],
+                f"{row['own_us']:.2f}",
+                f"{row['cum_us']:.2f}",
+                f"{row['calls_per_op']:.3g}",
+            ]
+            for row in result[key]
+        ]
+        print(f"by {title} (µs per operation, under cProfile):\n")
+        print(report.table(["function", "own", "cumulative", "calls per op"], rows, markdown))
+        print()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.load:
+        saved = json.loads(Path(args.load).read_text())
+        print_runs(saved, args.markdown)
+        if args.plot and saved.get("runs"):
+            report.plot(saved["runs"], args.plot)
+        return 0
+
+    workdir = args.workdir or tempfile.mkdtemp(prefix="keyval-bench-")
+    os.makedirs(workdir, exist_ok=True)
+    keys = 1000 if args.quick else args.keys
+    common = {
+        "keys": keys,
+        "plan": plan(args),
+        "repeat": 1 if args.quick else args.repeat,
+        "sqlite_pragmas": args.sqlite_pragma,
+    }
+    failed = False
+    started = time.perf_counter()
+    try:
+        if args.profile:
+            setting = args.databases[0] if args.databases else "sqlite-wal"
+            result = run_worker(
+                {
+                    **common,
+                    "mode": "profile",
+                    "setting": setting,
+                    "profile": args.profile,
+                    "profile_contender": args.profile_contender,
+                    "profile_calls": 200 if args.quick else args.profile_calls,
+                },
+                workdir,
+            )
+            if result is None:
+                return 1
+            print_profile(result, args.markdown)
+            return 0
+
+        results: dict[str, Any] = {
+            "meta": {
+                "argv": sys.argv[1:] if argv is None else argv,
+                "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+                "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}",
+                "python": platform.python_version(),
+            },
+            "runs": {},
+            "scale": {},
+        }
+        databases = args.databases or list(DEFAULT_SETTINGS)
+        if args.ops:
+            for setting in databases:
+                print(f"-- {setting}", file=sys.stderr, flush=True)
+                run = run_worker(
+                    {
+                        **common,
+                        "mode": "ops",
+                        "setting": setting,
+                        "ops": args.ops,
+                        "contenders": args.contenders,
+                    },
+                    workdir,
+                )
+                if run is None:
+                    failed = True
+                else:
+                    results["runs"][setting] = run
+        if args.scale:
+            for setting in databases:
+                print(f"-- scale, {setting}", file=sys.stderr, flush=True)
+                scale = run_worker(
+                    {
+                        **common,
+                        "mode": "scale",
+                        "setting": setting,
+                        "scale_ops": ["get_hit", "set"],
+                        "small_keys": 1000,
+                        "large_keys": 10_000 if args.quick else args.scale_keys,
+                        "scale_writes": 5000 if args.quick else args.scale_writes,
+                    },
+                    workdir,
+                )
+                if scale is None:
+                    failed = True
+                else:
+                    results["scale"][setting] = scale
+        results["meta"]["seconds"] = round(time.perf_counter() - started, 1)
+        print_runs(results, args.markdown)
+        if args.json:
+            Path(args.json).write_text(json.dumps(results, indent=1))
+        if args.plot and results["runs"]:
+            report.plot(results["runs"], args.plot)
+            print(f"\nplot written to {args.plot}")
+        print(f"\n(total {results['meta']['seconds']:.0f}s)", file=sys.stderr)
+    finally:
+        if not args.workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return 1 if failed else 0
