@@ -192,7 +192,14 @@ def build(name: str, db: Database, secret: str) -> Contender:
     if name == "redis":
         cache = caches["redis"]
         cache.clear()  # FLUSHDB of the benchmark's database
-        return django_contender(name, cache, _redis_getdel(cache))
+        contender = django_contender(name, cache, _redis_getdel(cache))
+
+        def close() -> None:
+            cache.clear()  # leave the database as empty as it was found
+            cache.close()
+
+        contender.close = close
+        return contender
     if name == "diskcache":
         cache = caches["diskcache"]
         cache.clear()
