@@ -50,7 +50,10 @@ def verify(identity: bytes, tag: str, stored: bytes) -> bytes:
         raise TamperedValue(f"signed value is truncated ({len(stored)} bytes)")
     signature, payload = stored[:SIGNATURE_SIZE], stored[SIGNATURE_SIZE:]
     message = _message(identity, tag, payload)
-    for secret in (settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", ())):
+    if hmac.compare_digest(hmac.digest(_derive(settings.SECRET_KEY), message, "sha256"), signature):
+        return payload
+    # The fallbacks are read only after a mismatch: most reads never need them.
+    for secret in getattr(settings, "SECRET_KEY_FALLBACKS", ()):
         if hmac.compare_digest(hmac.digest(_derive(secret), message, "sha256"), signature):
             return payload
     raise TamperedValue(
