@@ -161,15 +161,18 @@ class KeyValCache(BaseCache):
         alias = self.database
         return dialect_for(alias, TABLE), db.cursor(alias)
 
-    def _identify(self, made_key: str) -> tuple[bytes, str, bytes]:
-        """(key bytes, key hash, signature identity) of a made key."""
+    def _identify(self, made_key: str) -> tuple[bytes, str]:
+        """(key bytes, key hash) of a made key."""
         key_bytes = encode_name(made_key)
-        key_hash = name_hash(key_bytes)
-        return key_bytes, key_hash, (self._store_hash + key_hash).encode()
+        return key_bytes, name_hash(key_bytes)
+
+    def _identity(self, key_hash: str) -> bytes:
+        """What a signature binds a value to: this store and this key."""
+        return (self._store_hash + key_hash).encode()
 
     def _row(self, made_key: str, value: Any, timeout: Any, now: float) -> Row:
-        key_bytes, key_hash, identity = self._identify(made_key)
-        fmt, data, number = self._codec.encode(identity, value)
+        key_bytes, key_hash = self._identify(made_key)
+        fmt, data, number = self._codec.encode(self._identity(key_hash), value)
         return (
             self._store_bytes,
             key_bytes,
@@ -184,7 +187,7 @@ class KeyValCache(BaseCache):
         )
 
     def _decode(self, key_hash: str, stored: Stored) -> Any:
-        return self._codec.decode((self._store_hash + key_hash).encode(), *stored)
+        return self._codec.decode(self._identity(key_hash), *stored)
 
     def _before_write(self, dialect: Dialect, cursor: db.Cursor, now: float) -> None:
         """Cull when MAX_ENTRIES is set and the store may be full.
@@ -273,7 +276,7 @@ class KeyValCache(BaseCache):
 
     def get(self, key: Any, default: Any = None, version: int | None = None) -> Any:
         made_key = self.make_and_validate_key(key, version)
-        _, key_hash, _ = self._identify(made_key)
+        _, key_hash = self._identify(made_key)
         dialect, cursor = self._sql()
         with cursor:
             cursor.execute(dialect.get_sql, (self._store_hash, key_hash, time.time()))
@@ -301,7 +304,7 @@ class KeyValCache(BaseCache):
 
     def touch(self, key: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> bool:
         made_key = self.make_and_validate_key(key, version)
-        _, key_hash, _ = self._identify(made_key)
+        _, key_hash = self._identify(made_key)
         dialect = dialect_for(self.database, TABLE)
         params = (self.get_backend_timeout(timeout), self._store_hash, key_hash, time.time())
 
@@ -314,7 +317,7 @@ class KeyValCache(BaseCache):
 
     def delete(self, key: Any, version: int | None = None) -> bool:
         made_key = self.make_and_validate_key(key, version)
-        _, key_hash, _ = self._identify(made_key)
+        _, key_hash = self._identify(made_key)
         dialect = dialect_for(self.database, TABLE)
 
         def attempt() -> bool:
@@ -328,7 +331,7 @@ class KeyValCache(BaseCache):
         """Seconds ``key`` has left, None if it never expires; KeyError if
         it is absent (or expired)."""
         made_key = self.make_and_validate_key(key, version)
-        _, key_hash, _ = self._identify(made_key)
+        _, key_hash = self._identify(made_key)
         now = time.time()
         dialect, cursor = self._sql()
         with cursor:
@@ -344,7 +347,7 @@ class KeyValCache(BaseCache):
 
     def has_key(self, key: Any, version: int | None = None) -> bool:
         made_key = self.make_and_validate_key(key, version)
-        _, key_hash, _ = self._identify(made_key)
+        _, key_hash = self._identify(made_key)
         dialect, cursor = self._sql()
         with cursor:
             cursor.execute(dialect.has_key_sql, (self._store_hash, key_hash, time.time()))
@@ -357,7 +360,7 @@ class KeyValCache(BaseCache):
         one gets the value and the others get ``default``.
         """
         made_key = self.make_and_validate_key(key, version)
-        key_bytes, key_hash, _ = self._identify(made_key)
+        key_bytes, key_hash = self._identify(made_key)
         dialect = dialect_for(self.database, TABLE)
 
         def attempt() -> Popped | None:
@@ -392,7 +395,8 @@ class KeyValCache(BaseCache):
         which never loses a concurrent update either.
         """
         made_key = self.make_and_validate_key(key, version)
-        _, key_hash, identity = self._identify(made_key)
+        _, key_hash = self._identify(made_key)
+        identity = self._identity(key_hash)
         dialect = dialect_for(self.database, TABLE)
         if type(delta) is int and INT64_MIN <= delta <= INT64_MAX:
 
