@@ -7,8 +7,8 @@ includes, as KeyValCache does:
 * making the key the way Django's default key function does (``":1:" + key``),
   encoding it to UTF-8 and hashing it (BLAKE2b-128 hex), since the table is
   looked up by hash;
-* for a write, ``pickle.dumps`` and an HMAC-SHA256 signature over the row
-  identity, format tag and payload (integers are stored natively in
+* for a write, ``pickle.dumps`` and a keyed BLAKE2b-256 signature over the
+  row identity, format tag and payload (integers are stored natively in
   ``number``, unsigned, as KeyValCache stores them); for a read, verifying the
   signature and ``pickle.loads``;
 * ``time.time()`` for the liveness test, one ``execute`` of the statement
@@ -56,6 +56,7 @@ class Floor:
         self.store_hash = blake2b(self.store_bytes, digest_size=16).hexdigest()
         self.signing_key = hmac.digest(secret.encode(), b"keyval-bench-floor", "sha256")
         self.dialect = dialect
+        self._translated: dict[str, str] = {}
         q = self._q
         self.get_sql = q(dialect.get_sql)
         self.upsert_sql = q(dialect.upsert_sql)
@@ -67,12 +68,16 @@ class Floor:
             f"SELECT {dialect.popped_columns} FROM {dialect.table} "
             f"WHERE {dialect.where_key_live} FOR UPDATE"
         )
-        self._get_many: dict[int, str] = {}
-        self._set_many: dict[int, str] = {}
-        self._delete_many: dict[int, str] = {}
 
     def _q(self, sql: str) -> str:
-        return sql.replace("%s", "?") if self.vendor == "sqlite" else sql
+        """The statement in the driver's placeholder style, translated once
+        per text (as KeyValCache's lean cursor does)."""
+        if self.vendor != "sqlite":
+            return sql
+        translated = self._translated.get(sql)
+        if translated is None:
+            translated = self._translated[sql] = sql.replace("%s", "?")
+        return translated
 
     # -- what every operation shares --------------------------------------------
 
@@ -85,7 +90,7 @@ class Floor:
             return "int", b"", value
         payload = pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
         message = (self.store_hash + key_hash).encode() + b"pickle.1\x00" + payload
-        return PICKLE_TAG, hmac.digest(self.signing_key, message, "sha256") + payload, None
+        return PICKLE_TAG, self._mac(message) + payload, None
 
     def _decode(self, key_hash: str, fmt: str, data: bytes, number: int | None) -> Any:
         if fmt == "int":
@@ -93,11 +98,12 @@ class Floor:
         data = bytes(data)
         payload = data[SIGNATURE_SIZE:]
         message = (self.store_hash + key_hash).encode() + b"pickle.1\x00" + payload
-        if not hmac.compare_digest(
-            hmac.digest(self.signing_key, message, "sha256"), data[:SIGNATURE_SIZE]
-        ):
+        if not hmac.compare_digest(self._mac(message), data[:SIGNATURE_SIZE]):
             raise ValueError("floor: signature mismatch")
         return pickle.loads(payload)
+
+    def _mac(self, message: bytes) -> bytes:
+        return blake2b(message, key=self.signing_key, digest_size=SIGNATURE_SIZE).digest()
 
     def _row(self, key: str, value: Any, now: float) -> tuple[Any, ...]:
         key_bytes, key_hash = self._hash(key)
@@ -187,12 +193,9 @@ class Floor:
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
         by_hash = {self._hash(key)[1]: key for key in keys}
-        n = len(by_hash)
-        sql = self._get_many.get(n)
-        if sql is None:
-            sql = self._get_many[n] = self._q(self.dialect.get_many_sql(n))
+        sql, params = self.dialect.get_many_query(self.store_hash, list(by_hash), time.time())
         cur = self.cur
-        cur.execute(sql, [self.store_hash, *by_hash, time.time()])
+        cur.execute(self._q(sql), params)
         return {
             by_hash[key_hash]: self._decode(key_hash, fmt, data, number)
             for key_hash, fmt, data, number in cur.fetchall()
@@ -200,25 +203,16 @@ class Floor:
 
     def set_many(self, data: Mapping[str, Any]) -> None:
         now = time.time()
-        params: list[Any] = []
-        for key, value in data.items():
-            params.extend(self._row(key, value, now))
-        n = len(data)
-        sql = self._set_many.get(n)
-        if sql is None:
-            d = self.dialect
-            sql = self._set_many[n] = self._q(
-                d.insert_head + ", ".join([d.row_placeholders] * n) + d.set_many_clause()
-            )
-        self.cur.execute(sql, params)
+        sql, params = self.dialect.set_many_query(
+            [self._row(key, value, now) for key, value in data.items()]
+        )
+        self.cur.execute(self._q(sql), params)
 
     def delete_many(self, keys: Iterable[str]) -> None:
-        hashes = [self._hash(key)[1] for key in keys]
-        n = len(hashes)
-        sql = self._delete_many.get(n)
-        if sql is None:
-            sql = self._delete_many[n] = self._q(self.dialect.delete_many_sql(n))
-        self.cur.execute(sql, [self.store_hash, *hashes])
+        sql, params = self.dialect.delete_many_query(
+            self.store_hash, [self._hash(key)[1] for key in keys]
+        )
+        self.cur.execute(self._q(sql), params)
 
     # -- untimed helpers ----------------------------------------------------------
 

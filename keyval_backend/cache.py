@@ -68,7 +68,13 @@ class KeyValCache(BaseCache):
             name in options for name in ("MAX_ENTRIES", "CULL_FREQUENCY")
         ) or any(name in params for name in ("max_entries", "cull_frequency"))
         self._database: str | None = options.get("DATABASE")
+        self._dialect: Dialect | None = None
         self._warn_keys = True
+        cls = type(self)
+        # A subclass that makes or checks keys its own way is left to do so.
+        self._stock_key_methods = (
+            cls.make_key is BaseCache.make_key and cls.validate_key is KeyValCache.validate_key
+        )
         self._purge_schedule = _PurgeSchedule()
         # A bad OPTIONS value is raised by the first operation, not here:
         # Django's own system checks build every cache, and ``manage.py check``
@@ -120,20 +126,21 @@ class KeyValCache(BaseCache):
         clone._bind(name)
         return clone
 
+    def make_and_validate_key(self, key: Any, version: int | None = None) -> str:
+        # Runs on every operation: for a str key with Django's default key
+        # function, the key is made and checked here without the two calls.
+        if type(key) is str and self.key_func is default_key_func and self._stock_key_methods:
+            made = f"{self.key_prefix}:{self.version if version is None else version}:{key}"
+            if self._warn_keys and not _portable(made):
+                super().validate_key(made)
+            return made
+        return super().make_and_validate_key(key, version)
+
     def validate_key(self, key: Any) -> None:
         # The KeyVal facade accepts any str as a key; the cache API keeps
-        # Django's portable-key warnings (CacheKeyWarning). A key of at most
-        # 250 printable characters without a space is one Django would not
-        # warn about (it looks for \x00-\x20 and \x7f): that common case
-        # skips Django's regex.
-        if not self._warn_keys or (
-            type(key) is str
-            and len(key) <= MEMCACHE_MAX_KEY_LENGTH
-            and key.isprintable()
-            and " " not in key
-        ):
-            return
-        super().validate_key(key)
+        # Django's portable-key warnings (CacheKeyWarning).
+        if self._warn_keys and not (type(key) is str and _portable(key)):
+            super().validate_key(key)
 
     def facade_view(self, name: str) -> KeyValCache:
         """The backend bound to ``name`` that the KeyVal facade uses: every
@@ -157,9 +164,16 @@ class KeyValCache(BaseCache):
             self._database = router.db_for_write(Entry) or "default"
         return self._database
 
+    def _get_dialect(self) -> Dialect:
+        """The SQL of this backend's database, looked up once per backend."""
+        dialect = self._dialect
+        if dialect is None:
+            dialect = self._dialect = dialect_for(self.database, TABLE)
+        return dialect
+
     def _sql(self) -> tuple[Dialect, db.Cursor]:
-        alias = self.database
-        return dialect_for(alias, TABLE), db.cursor(alias)
+        dialect = self._dialect or self._get_dialect()
+        return dialect, db.cursor(dialect.alias)
 
     def _identify(self, made_key: str) -> tuple[bytes, str]:
         """(key bytes, key hash) of a made key."""
@@ -247,7 +261,7 @@ class KeyValCache(BaseCache):
         loses a deadlock to a concurrent writer is left to the next one. In a
         transaction it runs in a savepoint, so that loss does not abort the
         caller's transaction."""
-        alias = self.database
+        alias = dialect.alias
         in_transaction = connections[alias].in_atomic_block
         try:
             savepoint = transaction.atomic(using=alias) if in_transaction else nullcontext()
@@ -258,17 +272,17 @@ class KeyValCache(BaseCache):
                 raise
 
     def _write(self, made_key: str, value: Any, timeout: Any, statement: str) -> bool:
-        dialect = dialect_for(self.database, TABLE)
+        dialect = self._dialect or self._get_dialect()
         now = time.time()
         row = self._row(made_key, value, timeout, now)
         write = getattr(dialect, statement)
 
         def attempt() -> bool:
-            with db.cursor(self.database) as cursor:
+            with db.cursor(dialect.alias) as cursor:
                 self._before_write(dialect, cursor, now)
                 return bool(write(cursor, row))
 
-        written = db.retry_on_deadlock(self.database, attempt)
+        written = db.retry_on_deadlock(dialect.alias, attempt)
         self._after_write(dialect, int(written), row[7] is not None, now)
         return written
 
@@ -305,27 +319,27 @@ class KeyValCache(BaseCache):
     def touch(self, key: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> bool:
         made_key = self.make_and_validate_key(key, version)
         _, key_hash = self._identify(made_key)
-        dialect = dialect_for(self.database, TABLE)
+        dialect = self._dialect or self._get_dialect()
         params = (self.get_backend_timeout(timeout), self._store_hash, key_hash, time.time())
 
         def attempt() -> bool:
-            with db.cursor(self.database) as cursor:
+            with db.cursor(dialect.alias) as cursor:
                 cursor.execute(dialect.touch_sql, params)
                 return bool(cursor.rowcount)
 
-        return db.retry_on_deadlock(self.database, attempt)
+        return db.retry_on_deadlock(dialect.alias, attempt)
 
     def delete(self, key: Any, version: int | None = None) -> bool:
         made_key = self.make_and_validate_key(key, version)
         _, key_hash = self._identify(made_key)
-        dialect = dialect_for(self.database, TABLE)
+        dialect = self._dialect or self._get_dialect()
 
         def attempt() -> bool:
-            with db.cursor(self.database) as cursor:
+            with db.cursor(dialect.alias) as cursor:
                 cursor.execute(dialect.delete_sql, (self._store_hash, key_hash, time.time()))
                 return bool(cursor.rowcount)
 
-        return db.retry_on_deadlock(self.database, attempt)
+        return db.retry_on_deadlock(dialect.alias, attempt)
 
     def ttl(self, key: Any, version: int | None = None) -> float | None:
         """Seconds ``key`` has left, None if it never expires; KeyError if
@@ -361,13 +375,13 @@ class KeyValCache(BaseCache):
         """
         made_key = self.make_and_validate_key(key, version)
         key_bytes, key_hash = self._identify(made_key)
-        dialect = dialect_for(self.database, TABLE)
+        dialect = self._dialect or self._get_dialect()
 
         def attempt() -> Popped | None:
-            with db.cursor(self.database) as cursor:
+            with db.cursor(dialect.alias) as cursor:
                 return dialect.pop(cursor, self._store_hash, key_hash, time.time())
 
-        stored = db.retry_on_deadlock(self.database, attempt)
+        stored = db.retry_on_deadlock(dialect.alias, attempt)
         if stored is None:
             return default
         try:
@@ -377,7 +391,7 @@ class KeyValCache(BaseCache):
             # count), so that nothing is lost and it can be inspected; a value
             # written meanwhile wins.
             fmt, data, number, expires, row_id, created, updated, writes = stored
-            with db.cursor(self.database) as cursor:
+            with db.cursor(dialect.alias) as cursor:
                 cursor.execute(
                     dialect.restore_sql,
                     (
@@ -397,19 +411,19 @@ class KeyValCache(BaseCache):
         made_key = self.make_and_validate_key(key, version)
         _, key_hash = self._identify(made_key)
         identity = self._identity(key_hash)
-        dialect = dialect_for(self.database, TABLE)
+        dialect = self._dialect or self._get_dialect()
         if type(delta) is int and INT64_MIN <= delta <= INT64_MAX:
 
             def attempt() -> int | None:
-                with db.cursor(self.database) as cursor:
+                with db.cursor(dialect.alias) as cursor:
                     return dialect.incr(cursor, self._store_hash, key_hash, delta, time.time())
 
-            value = db.retry_on_deadlock(self.database, attempt)
+            value = db.retry_on_deadlock(dialect.alias, attempt)
             if value is not None:
                 return value
         for _ in range(INCR_ATTEMPTS):
             now = time.time()
-            with db.cursor(self.database) as cursor:
+            with db.cursor(dialect.alias) as cursor:
                 cursor.execute(dialect.get_versioned_sql, (self._store_hash, key_hash, now))
                 current = cursor.fetchone()
             if current is None:
@@ -417,7 +431,7 @@ class KeyValCache(BaseCache):
             row_id, writes, *stored = current
             new_value = self._codec.decode(identity, *stored) + delta
             fmt, data, number = self._codec.encode(identity, new_value)
-            with db.cursor(self.database) as cursor:
+            with db.cursor(dialect.alias) as cursor:
                 cursor.execute(dialect.replace_value_sql, (fmt, data, number, now, row_id, writes))
                 if cursor.rowcount == 1:
                     return new_value
@@ -429,15 +443,15 @@ class KeyValCache(BaseCache):
             by_hash[self._identify(self.make_and_validate_key(key, version))[1]] = key
         if not by_hash:
             return {}
-        dialect = dialect_for(self.database, TABLE)
+        dialect = self._dialect or self._get_dialect()
         hashes = list(by_hash)
         size = dialect.batch_size(1, fixed_params=2)
         found: dict[str, Stored] = {}
-        with db.cursor(self.database) as cursor:
+        with db.cursor(dialect.alias) as cursor:
             now = time.time()
             for start in range(0, len(hashes), size):
                 chunk = hashes[start : start + size]
-                cursor.execute(dialect.get_many_sql(len(chunk)), [self._store_hash, *chunk, now])
+                cursor.execute(*dialect.get_many_query(self._store_hash, chunk, now))
                 for key_hash, *stored in cursor.fetchall():
                     found[key_hash] = (stored[0], stored[1], stored[2])
         # Decoded in the caller's key order, as Django's backends return them.
@@ -455,7 +469,7 @@ class KeyValCache(BaseCache):
     ) -> list[Any]:
         """Write every pair or none: one statement per chunk of rows, and one
         transaction around the chunks when there are several."""
-        dialect = dialect_for(self.database, TABLE)
+        dialect = self._dialect or self._get_dialect()
         now = time.time()
         rows: dict[str, Row] = {}
         for key, value in data.items():
@@ -468,13 +482,13 @@ class KeyValCache(BaseCache):
         expiring = sum(row[7] is not None for row in batch)
 
         def attempt() -> None:
-            atomic = transaction.atomic(using=self.database) if len(batch) > size else nullcontext()
-            with atomic, db.cursor(self.database) as cursor:
+            atomic = transaction.atomic(using=dialect.alias) if len(batch) > size else nullcontext()
+            with atomic, db.cursor(dialect.alias) as cursor:
                 self._before_write(dialect, cursor, now)
                 for start in range(0, len(batch), size):
-                    dialect.set_many(cursor, batch[start : start + size])
+                    cursor.execute(*dialect.set_many_query(batch[start : start + size]))
 
-        db.retry_on_deadlock(self.database, attempt)
+        db.retry_on_deadlock(dialect.alias, attempt)
         # Counted as new: an overestimate only makes the cull re-count sooner.
         self._after_write(dialect, len(batch), expiring, now)
         return []
@@ -485,16 +499,16 @@ class KeyValCache(BaseCache):
         )
         if not hashes:
             return
-        dialect = dialect_for(self.database, TABLE)
+        dialect = self._dialect or self._get_dialect()
         size = dialect.batch_size(1, fixed_params=1)
 
         def attempt() -> None:
-            with db.cursor(self.database) as cursor:
+            with db.cursor(dialect.alias) as cursor:
                 for start in range(0, len(hashes), size):
                     chunk = hashes[start : start + size]
-                    cursor.execute(dialect.delete_many_sql(len(chunk)), [self._store_hash, *chunk])
+                    cursor.execute(*dialect.delete_many_query(self._store_hash, chunk))
 
-        db.retry_on_deadlock(self.database, attempt)
+        db.retry_on_deadlock(dialect.alias, attempt)
 
     def clear(self) -> None:
         """Delete every entry of this store (and only this store)."""
@@ -514,13 +528,13 @@ class KeyValCache(BaseCache):
         """Delete up to ``limit`` (default ``PURGE_BATCH``) expired rows of any
         store; return how many. Call it until it returns less than the limit
         to purge everything."""
-        dialect = dialect_for(self.database, TABLE)
+        dialect = self._dialect or self._get_dialect()
 
         def attempt() -> int:
-            with db.cursor(self.database) as cursor:
+            with db.cursor(dialect.alias) as cursor:
                 return dialect.purge_expired(cursor, time.time(), limit or self._purge_batch)
 
-        return db.retry_on_deadlock(self.database, attempt)
+        return db.retry_on_deadlock(dialect.alias, attempt)
 
     def stores(self) -> dict[str, int]:
         """Every store of this backend's database that has live entries, with
@@ -593,11 +607,11 @@ class KeyValCache(BaseCache):
 
     def _pages(self, prefix: str, version: int | None, values: bool) -> Iterator[tuple[str, Any]]:
         low, high, unmake = self._key_range(prefix, version)
-        dialect = dialect_for(self.database, TABLE)
+        dialect = self._dialect or self._get_dialect()
         sql = dialect.page_sql if values else dialect.page_keys_sql
         after = ""
         while True:
-            with db.cursor(self.database) as cursor:
+            with db.cursor(dialect.alias) as cursor:
                 cursor.execute(sql, (self._store_hash, after, time.time(), low, high, PAGE_SIZE))
                 rows = cursor.fetchall()
             for row in rows:
@@ -637,6 +651,15 @@ class _PurgeSchedule:
 
     def __init__(self) -> None:
         self.pending = 0
+
+
+def _portable(made_key: str) -> bool:
+    """True for a made key Django would not warn about: at most 250
+    characters, none of them a control character or a space (what its regex
+    looks for). Checked without the regex, since it is true of most keys."""
+    return (
+        len(made_key) <= MEMCACHE_MAX_KEY_LENGTH and made_key.isprintable() and " " not in made_key
+    )
 
 
 def _non_negative_int(options: Mapping[str, Any], name: str, default: int) -> int:

@@ -56,9 +56,10 @@ class RowCodec:
                 f"stored format {tag!r} is not readable by this cache "
                 f"(configured serializer: {self.serializer.format_tag!r})"
             )
-        data = bytes(data)
         if serializer.signed:
             data = signing.verify(identity, tag, data)
+        elif type(data) is not bytes:
+            data = bytes(data)
         try:
             return serializer.loads(data)
         except Exception as exc:

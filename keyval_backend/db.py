@@ -15,9 +15,12 @@ Either way the statement runs on the connection Django manages, inside any
 
 from __future__ import annotations
 
+from _thread import get_ident
+from asyncio import _get_running_loop
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
+from django.conf import settings
 from django.db import OperationalError, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
@@ -61,8 +64,14 @@ class LeanCursor:
             if translated is None:
                 translated = self._translate[sql] = sql.replace("%s", "?")
             sql = translated
-        with self._db.wrap_database_errors:
+        try:
             self._cursor.execute(sql, params or ())
+        except Exception:
+            # Translated as Django's cursor does (sqlite3.OperationalError ->
+            # django.db.OperationalError, the driver's error as __cause__),
+            # without entering the wrapper on every successful statement.
+            with self._db.wrap_database_errors:
+                raise
 
     def fetchone(self) -> Any:
         rows = self._cursor.fetchall()
@@ -89,18 +98,35 @@ class LeanCursor:
 def cursor(alias: str) -> Cursor:
     """A cursor on the connection of ``alias``: lean when nothing observes
     queries, Django's own otherwise. Use it as a context manager."""
-    db = connections[alias]
+    # Any: the checks below read attributes of BaseDatabaseWrapper that its
+    # type stubs leave out (_thread_sharing_count, _thread_ident, ...).
+    db: Any = connections[alias]
     # A connection shared between threads (live_server on in-memory SQLite)
     # must not share one cursor: there, each call gets its own.
-    if db.queries_logged or db.execute_wrappers or db.allow_thread_sharing:
-        return db.cursor()  # type: ignore[return-value]
-    db.close_if_health_check_failed()
-    db.ensure_connection()
-    db.validate_thread_sharing()
-    db.validate_no_broken_transaction()
+    if (
+        db.execute_wrappers
+        or db.force_debug_cursor
+        or settings.DEBUG
+        or db._thread_sharing_count  # allow_thread_sharing, without its lock
+    ):
+        return db.cursor()  # type: ignore[no-any-return]
     lean: LeanCursor | None = db.__dict__.get("_keyval_cursor")
-    if lean is None or lean._raw is not db.connection:
-        lean = db.__dict__["_keyval_cursor"] = LeanCursor(db)
+    if lean is None or lean._raw is not db.connection or db.health_check_enabled:
+        db.close_if_health_check_failed()
+        db.ensure_connection()
+        if lean is None or lean._raw is not db.connection:
+            lean = db.__dict__["_keyval_cursor"] = LeanCursor(db)
+    else:
+        # Connected: all ensure_connection() would still do is refuse to run
+        # in an event loop's thread (SynchronousOnlyOperation), so it is
+        # called only when a loop is running. (_get_running_loop is asyncio's
+        # exported, non-raising form of get_running_loop.)
+        if _get_running_loop() is not None:
+            db.ensure_connection()
+    if db._thread_ident != get_ident():
+        db.validate_thread_sharing()
+    if db.needs_rollback:
+        db.validate_no_broken_transaction()
     return lean
 
 

@@ -9,7 +9,7 @@ signature::
 
 ``key`` is the key as the cache's key function made it (``KEY_PREFIX`` and
 ``VERSION`` included), so a load restores exactly the rows that were dumped.
-The signature is the row's HMAC (:mod:`keyval_backend.signing`): a load
+The signature is the row's MAC (:mod:`keyval_backend.signing`): a load
 verifies it before writing, so a dump edited by anyone without ``SECRET_KEY``
 is refused instead of being unpickled later.
 """
