@@ -18,8 +18,8 @@ includes, as KeyValCache does:
 It connects on its own, configured as Django configures its connection, since
 a backend cannot choose otherwise: stdlib ``sqlite3`` in autocommit mode with
 Django's ``detect_types`` and the same pragmas; ``psycopg`` 3 in autocommit
-mode with client-side binding and no prepared statements, or server-side
-binding and ``prepare_threshold`` when the setting's OPTIONS ask for them;
+mode with server-side binding (as KeyValCache's lean cursor binds), and
+prepared statements only when the setting's OPTIONS set ``prepare_threshold``;
 ``MySQLdb`` with ``CLIENT.FOUND_ROWS`` and READ COMMITTED. It writes a store
 of its own in the same table.
 """
@@ -243,14 +243,15 @@ def _connect(db: Database) -> Any:
         import psycopg
 
         options = entry.get("OPTIONS", {})
-        server_side = options.get("server_side_binding") is True
+        # Server-side binding, as KeyValCache's lean cursor binds whatever
+        # Django's cursors do; named prepared statements as the setting says.
         return psycopg.connect(
             dbname=entry["NAME"],
             user=entry["USER"],
             host=entry["HOST"],
             port=entry["PORT"],
             autocommit=True,
-            cursor_factory=psycopg.Cursor if server_side else psycopg.ClientCursor,
+            cursor_factory=psycopg.Cursor,
             prepare_threshold=options.get("prepare_threshold"),
         )
     import MySQLdb

@@ -48,6 +48,14 @@ class LeanCursor:
     drivers that want another one (SQLite's ``?``). Results are always read to
     the end, so no statement stays active between calls (on SQLite an active
     statement would hold a read lock).
+
+    On PostgreSQL with psycopg 3 the cursor binds parameters on the server
+    whatever Django's own cursors do: the statement text goes as it is, with
+    typed parameters, in the extended protocol's unnamed statement, instead of
+    being rebuilt with quoted literals on every call, which halves the time of
+    a ``get``. It prepares named statements only when the connection asks for
+    them (``OPTIONS["prepare_threshold"]``), so connection poolers in
+    transaction mode keep working as with Django's defaults.
     """
 
     __slots__ = ("_cursor", "_db", "_raw", "_translate")
@@ -55,7 +63,7 @@ class LeanCursor:
     def __init__(self, db: BaseDatabaseWrapper) -> None:
         self._db = db
         self._raw = db.connection
-        self._cursor = db.connection.cursor()
+        self._cursor = _server_binding_cursor(db) or db.connection.cursor()
         self._translate: dict[str, str] | None = {} if db.vendor == "sqlite" else None
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
@@ -93,6 +101,20 @@ class LeanCursor:
 
     def __exit__(self, *exc: object) -> None:
         return None
+
+
+def _server_binding_cursor(db: BaseDatabaseWrapper) -> Any:
+    """A psycopg 3 cursor with server-side binding on ``db``'s connection, or
+    None for any other driver."""
+    if db.vendor != "postgresql":
+        return None
+    from django.db.backends.postgresql.psycopg_any import is_psycopg3
+
+    if not is_psycopg3:
+        return None
+    import psycopg
+
+    return psycopg.Cursor(db.connection)
 
 
 def cursor(alias: str) -> Cursor:
