@@ -9,6 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
+from django.db import connections, router
 from django.utils.module_loading import import_string
 
 from .cache import KeyValCache
@@ -78,3 +79,56 @@ def check_sqlite_version(app_configs: Any = None, **kwargs: Any) -> list[checks.
             )
         ]
     return []
+
+
+@checks.register(checks.Tags.database)
+def check_sqlite_journal(
+    app_configs: Any = None, databases: Any = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """Suggest WAL where a store lives in an SQLite file in rollback-journal
+    mode, where every write waits for the disk twice (journal, then file).
+
+    A database check: Django runs it with ``migrate`` and ``check --database``,
+    since it asks the database for its journal mode (WAL is a property of the
+    file, not only of a connection setting).
+    """
+    messages: list[checks.CheckMessage] = []
+    for alias in sorted(_keyval_databases() & set(databases or ())):
+        connection: Any = connections[alias]  # is_in_memory_db: SQLite's own
+        if connection.vendor != "sqlite" or connection.is_in_memory_db():
+            continue
+        mode = _journal_mode(alias)
+        if mode != "wal":
+            messages.append(
+                checks.Warning(
+                    f"The SQLite database {alias!r} holding keyval stores is in {mode!r} "
+                    "journal mode: every write to a store waits for the disk.",
+                    hint='Add "init_command": "PRAGMA journal_mode=WAL; PRAGMA '
+                    "synchronous=NORMAL;\" to its OPTIONS (see the docs' Configuration, "
+                    "SQLite), or silence keyval.W001 if every write must reach the disk "
+                    "before it returns.",
+                    id="keyval.W001",
+                )
+            )
+    return messages
+
+
+def _keyval_databases() -> set[str]:
+    """The database aliases the KeyValCache aliases of CACHES write to."""
+    aliases = set()
+    caches_setting: dict[str, dict[str, Any]] = settings.CACHES
+    for params in caches_setting.values():
+        if _is_keyval_backend(params.get("BACKEND")):
+            database = (params.get("OPTIONS") or {}).get("DATABASE")
+            if database is None:
+                from .models import Entry
+
+                database = router.db_for_write(Entry) or "default"
+            aliases.add(database)
+    return aliases
+
+
+def _journal_mode(alias: str) -> str:
+    with connections[alias].cursor() as cursor:
+        cursor.execute("PRAGMA journal_mode")
+        return str(cursor.fetchone()[0]).lower()
