@@ -184,7 +184,7 @@ class KeyValCache(BaseCache):
         """What a signature binds a value to: this store and this key."""
         return (self._store_hash + key_hash).encode()
 
-    def _row(self, made_key: str, value: Any, timeout: Any, now: float) -> Row:
+    def _row(self, made_key: str, value: Any, expires: float | None, now: float) -> Row:
         key_bytes, key_hash = self._identify(made_key)
         fmt, data, number = self._codec.encode(self._identity(key_hash), value)
         return (
@@ -195,7 +195,7 @@ class KeyValCache(BaseCache):
             fmt,
             data,
             number,
-            self.get_backend_timeout(timeout),
+            expires,
             now,
             now,
         )
@@ -274,7 +274,7 @@ class KeyValCache(BaseCache):
     def _write(self, made_key: str, value: Any, timeout: Any, statement: str) -> bool:
         dialect = self._dialect or self._get_dialect()
         now = time.time()
-        row = self._row(made_key, value, timeout, now)
+        row = self._row(made_key, value, self.get_backend_timeout(timeout), now)
         write = getattr(dialect, statement)
 
         def attempt() -> bool:
@@ -440,7 +440,7 @@ class KeyValCache(BaseCache):
     def get_many(self, keys: Iterable[Any], version: int | None = None) -> dict[Any, Any]:
         by_hash: dict[str, Any] = {}
         for key in keys:
-            by_hash[self._identify(self.make_and_validate_key(key, version))[1]] = key
+            by_hash[name_hash(encode_name(self.make_and_validate_key(key, version)))] = key
         if not by_hash:
             return {}
         dialect = self._dialect or self._get_dialect()
@@ -455,8 +455,9 @@ class KeyValCache(BaseCache):
                 for key_hash, *stored in cursor.fetchall():
                     found[key_hash] = (stored[0], stored[1], stored[2])
         # Decoded in the caller's key order, as Django's backends return them.
+        decode, identity = self._codec.decode, self._identity
         return {
-            by_hash[key_hash]: self._decode(key_hash, found[key_hash])
+            by_hash[key_hash]: decode(identity(key_hash), *found[key_hash])
             for key_hash in hashes
             if key_hash in found
         }
@@ -471,9 +472,10 @@ class KeyValCache(BaseCache):
         transaction around the chunks when there are several."""
         dialect = self._dialect or self._get_dialect()
         now = time.time()
+        expires = self.get_backend_timeout(timeout)
         rows: dict[str, Row] = {}
         for key, value in data.items():
-            row = self._row(self.make_and_validate_key(key, version), value, timeout, now)
+            row = self._row(self.make_and_validate_key(key, version), value, expires, now)
             rows[row[3]] = row  # the last of two keys that make the same key wins
         if not rows:
             return []
