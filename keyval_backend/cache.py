@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import nullcontext
@@ -16,7 +17,7 @@ from django.core.cache.backends.base import (
     default_key_func,
 )
 from django.core.exceptions import ImproperlyConfigured
-from django.db import DatabaseError, OperationalError, connections, router, transaction
+from django.db import DatabaseError, connections, router, transaction
 from django.utils.module_loading import import_string
 
 from . import db
@@ -26,6 +27,8 @@ from .identity import decode_name, encode_name, name_hash, prefix_upper_bound
 from .serializers import load_serializer
 from .sql import Dialect, dialect_for
 from .sql.base import Popped, Row, Stored
+
+logger = logging.getLogger("keyval_backend")
 
 KNOWN_OPTIONS = frozenset(
     {
@@ -257,19 +260,25 @@ class KeyValCache(BaseCache):
                 self._purge_riding_along(dialect, now)
 
     def _purge_riding_along(self, dialect: Dialect, now: float) -> None:
-        """Purge after a write, without ever failing the write: a purge that
-        loses a deadlock to a concurrent writer is left to the next one. In a
-        transaction it runs in a savepoint, so that loss does not abort the
-        caller's transaction."""
+        """Purge after a write, without ever failing the write, which has
+        been made (and outside a transaction committed) by then: a purge that
+        fails is left to the next one. A lost deadlock is expected under
+        concurrent writers and passes silently; any other error is logged
+        (logger ``keyval_backend``), and the next operation meets the database
+        as it is. In a transaction the purge runs in a savepoint, so its
+        failure does not abort the caller's transaction."""
         alias = dialect.alias
         in_transaction = connections[alias].in_atomic_block
         try:
             savepoint = transaction.atomic(using=alias) if in_transaction else nullcontext()
             with savepoint, db.cursor(alias) as cursor:
                 dialect.purge_expired(cursor, now, self._purge_batch)
-        except OperationalError as exc:
+        except DatabaseError as exc:
             if not db.is_deadlock(exc):
-                raise
+                logger.warning(
+                    "Purging expired rows after a write failed; the next purge will retry",
+                    exc_info=True,
+                )
 
     def _write(self, made_key: str, value: Any, timeout: Any, statement: str) -> bool:
         dialect = self._dialect or self._get_dialect()

@@ -57,7 +57,13 @@ class JSONSerializer(BaseSerializer):
     signed = False
 
     def dumps(self, value: Any) -> bytes:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=True).encode()
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=True)
+        try:
+            return text.encode()
+        except UnicodeEncodeError:
+            # A lone surrogate is a valid str but not UTF-8: JSON's \u escapes
+            # carry it (and json.loads gives it back), so the value is kept.
+            return json.dumps(value, separators=(",", ":"), allow_nan=True).encode()
 
     def loads(self, data: bytes) -> Any:
         return json.loads(data)

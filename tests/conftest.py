@@ -1,6 +1,12 @@
 """Fixtures every test module may use: fresh caches, raw rows, frozen time.
 
 Kept generic on purpose: anything only one module needs lives in that module.
+
+Every cache these fixtures configure writes with the suite's serializer,
+``KEYVAL_TEST_SERIALIZER`` (see tests/settings.py), unless its OPTIONS name
+one: a test about a particular serializer says so. A test that only holds
+under pickle (values JSON cannot represent, pickle's own format) is marked
+``@pytest.mark.pickle_only("why")`` and skipped under json.
 """
 
 from __future__ import annotations
@@ -9,6 +15,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from django.conf import settings as django_settings
 from django.core.cache import caches
 from freezegun import freeze_time
 from freezegun.api import FrozenDateTimeFactory
@@ -16,9 +23,50 @@ from freezegun.api import FrozenDateTimeFactory
 from keyval_backend.cache import KeyValCache
 from keyval_backend.identity import encode_name, name_hash
 from keyval_backend.models import Entry
+from keyval_backend.serializers import BaseSerializer, load_serializer
 
 LOCMEM = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 KEYVAL_BACKEND = "keyval_backend.cache.KeyValCache"
+# Set in tests/settings.py (which Django's suite's settings import too); other
+# settings get the backend's default.
+SERIALIZER: str = getattr(django_settings, "KEYVAL_TEST_SERIALIZER", "pickle")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Registered here, not in pyproject.toml, next to the switch it depends on.
+    config.addinivalue_line(
+        "markers",
+        "pickle_only(reason): holds only under the pickle serializer; "
+        "skipped when KEYVAL_TEST_SERIALIZER=json",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if SERIALIZER == "pickle":
+        return
+    for item in items:
+        marker = item.get_closest_marker("pickle_only")
+        if marker is not None:
+            reason = marker.args[0] if marker.args else "needs the pickle serializer"
+            item.add_marker(
+                pytest.mark.skip(reason=f"pickle only ({reason}); this run writes {SERIALIZER}")
+            )
+
+
+def with_test_serializer(params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` of a KeyValCache, with the suite's serializer unless its
+    OPTIONS name one."""
+    options = params.get("OPTIONS") or {}
+    if "SERIALIZER" in options:
+        return params
+    return {**params, "OPTIONS": {**options, "SERIALIZER": SERIALIZER}}
+
+
+@pytest.fixture
+def suite_serializer() -> BaseSerializer:
+    """The serializer the fixtures' caches write with: its ``format_tag`` is
+    the format of their rows, ``loads(dumps(value))`` what they read back."""
+    return load_serializer(SERIALIZER)
 
 
 @pytest.fixture
@@ -27,11 +75,20 @@ def use_caches(settings: Any) -> Callable[..., None]:
 
     ``default`` stays a LocMemCache. Every call gives fresh backend instances,
     so no per-instance state (cull estimates, purge counters) leaks between
-    tests. Without a ``keyval`` entry the app supplies its default one.
+    tests. KeyValCache aliases get the suite's serializer unless they name
+    one. Without a ``keyval`` entry the app supplies its default one (pickle).
     """
 
     def use(**aliases: dict[str, Any]) -> None:
-        settings.CACHES = {"default": dict(LOCMEM), **aliases}
+        settings.CACHES = {
+            "default": dict(LOCMEM),
+            **{
+                alias: with_test_serializer(params)
+                if params.get("BACKEND") == KEYVAL_BACKEND
+                else params
+                for alias, params in aliases.items()
+            },
+        }
 
     return use
 
@@ -39,7 +96,7 @@ def use_caches(settings: Any) -> Callable[..., None]:
 @pytest.fixture
 def kv(db: None, use_caches: Callable[..., None]) -> KeyValCache:
     """A fresh ``caches["keyval"]`` with the default configuration (store
-    ``"default"``), on the test database."""
+    ``"default"``) but the suite's serializer, on the test database."""
     use_caches(keyval={"BACKEND": KEYVAL_BACKEND})
     backend = caches["keyval"]
     assert isinstance(backend, KeyValCache)
@@ -49,10 +106,11 @@ def kv(db: None, use_caches: Callable[..., None]) -> KeyValCache:
 @pytest.fixture
 def make_cache(db: None) -> Callable[..., KeyValCache]:
     """Build a KeyValCache directly (not through CACHES):
-    ``make_cache("store", OPTIONS={...}, TIMEOUT=...)``."""
+    ``make_cache("store", OPTIONS={...}, TIMEOUT=...)``, with the suite's
+    serializer unless OPTIONS name one."""
 
     def make(location: str = "", **params: Any) -> KeyValCache:
-        return KeyValCache(location, params)
+        return KeyValCache(location, with_test_serializer(params))
 
     return make
 

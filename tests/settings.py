@@ -3,13 +3,20 @@
 ``sqlite`` (default, a file database), ``postgres`` or ``mariadb``, on the
 services of a developer machine (see README.rst). Test databases are named
 after the Python version, so that CI's runs on two Pythons do not collide.
+
+``KEYVAL_TEST_SERIALIZER`` (``pickle``, the default, or ``json``) is the
+serializer of ``CACHES["keyval"]`` and of every cache the fixtures of
+``tests/conftest.py`` build, so that the whole suite runs under either; tests
+marked ``pickle_only`` are skipped under ``json``.
 """
 
 import os
 import sys
 import tempfile
+from typing import Any
 
 KEYVAL_TEST_DB = os.environ.get("KEYVAL_TEST_DB", "sqlite")
+KEYVAL_TEST_SERIALIZER = os.environ.get("KEYVAL_TEST_SERIALIZER", "pickle")
 RUN = os.environ.get("KEYVAL_TEST_RUN", f"py{sys.version_info.major}{sys.version_info.minor}")
 
 if KEYVAL_TEST_DB == "sqlite":
@@ -49,6 +56,10 @@ else:
     raise RuntimeError(
         f"KEYVAL_TEST_DB must be sqlite, postgres or mariadb, not {KEYVAL_TEST_DB!r}"
     )
+if KEYVAL_TEST_SERIALIZER not in {"pickle", "json"}:
+    raise RuntimeError(
+        f"KEYVAL_TEST_SERIALIZER must be pickle or json, not {KEYVAL_TEST_SERIALIZER!r}"
+    )
 
 SECRET_KEY = "keyval-backend-tests-not-secret"
 USE_TZ = True
@@ -81,7 +92,10 @@ TEMPLATES = [
     }
 ]
 ROOT_URLCONF = "tests.urls"
-CACHES = {
+CACHES: dict[str, dict[str, Any]] = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-    "keyval": {"BACKEND": "keyval_backend.cache.KeyValCache"},
+    "keyval": {
+        "BACKEND": "keyval_backend.cache.KeyValCache",
+        "OPTIONS": {"SERIALIZER": KEYVAL_TEST_SERIALIZER},
+    },
 }

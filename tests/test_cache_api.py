@@ -16,11 +16,14 @@ import pytest
 from asgiref.sync import async_to_sync
 from django.core.cache import CacheKeyWarning, caches
 from django.db import DatabaseError, connection, transaction
+from django.db.models import F
 from django.utils.connection import ConnectionDoesNotExist
 from freezegun.api import FrozenDateTimeFactory
 
+import keyval_backend.cache
 from keyval_backend import KeyVal
-from keyval_backend.cache import KeyValCache
+from keyval_backend.cache import INCR_ATTEMPTS, KeyValCache
+from keyval_backend.codec import RowCodec
 from keyval_backend.models import Entry
 
 KEYVAL_BACKEND = "keyval_backend.cache.KeyValCache"
@@ -42,8 +45,17 @@ def test_get_of_a_missing_key_returns_the_default(kv: KeyValCache) -> None:
     assert kv.get("absent", "fallback") == "fallback"
 
 
-def test_set_and_get_round_trip(kv: KeyValCache) -> None:
-    value = {"list": [1, 2.5, None], "tuple": (1, "a"), "bytes": b"\x00\xff", "set": {1}}
+ROUND_TRIPS = {
+    "json": {"list": [1, 2.5, None], "text": "é🔑", "big": 2**70, "nested": {"a": [{}]}},
+    "python": pytest.param(
+        {"list": [1, 2.5, None], "tuple": (1, "a"), "bytes": b"\x00\xff", "set": {1}},
+        marks=pytest.mark.pickle_only("a tuple, bytes and a set"),
+    ),
+}
+
+
+@pytest.mark.parametrize("value", ROUND_TRIPS.values(), ids=ROUND_TRIPS.keys())
+def test_set_and_get_round_trip(kv: KeyValCache, value: Any) -> None:
     assert kv.set("k", value) is None
     assert kv.get("k") == value
     kv.set("k", "replaced")
@@ -200,6 +212,26 @@ def test_count_iter_keys_iter_items(kv: KeyValCache) -> None:
     assert sorted(kv.iter_items("p")) == [("p:1", 1), ("p:2", 2)]
 
 
+def test_iteration_yields_each_key_at_most_once_while_keys_change(
+    kv: KeyValCache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Pages of 3: the writes below land between pages, as another process's would.
+    monkeypatch.setattr(keyval_backend.cache, "PAGE_SIZE", 3)
+    kept = [f"k{i:02}" for i in range(12)]
+    kv.set_many(dict.fromkeys(kept, 0))
+    seen = []
+    for key in kv.iter_keys():
+        if not seen:
+            kv.set_many(dict.fromkeys(kept, 1))  # every key rewritten
+            kv.delete(kept[5])
+            kv.set(kept[5], 2)  # deleted and written again: a new row
+            kv.set_many({f"new{i}": i for i in range(6)})
+        seen.append(key)
+    assert len(seen) == len(set(seen))
+    assert set(kept) <= set(seen)  # a key written again keeps its place in the order
+    assert len(seen) <= len(kept) + 6
+
+
 def test_stores_counts_the_live_keys_of_every_store(
     kv: KeyValCache, frozen: FrozenDateTimeFactory
 ) -> None:
@@ -248,6 +280,49 @@ def test_incr_of_a_float_keeps_the_expiry(kv: KeyValCache, frozen: FrozenDateTim
     assert kv.decr("f", 0.75) == 3.0
     assert kv.get("f") == 3.0
     assert kv.ttl("f") == 60
+
+
+def lose_incr_races(row: Entry, monkeypatch: pytest.MonkeyPatch, losses: int) -> list[float]:
+    """Make the next ``losses`` incrs in Python lose their race: between the
+    read and the write, "another process" sets the key (100.0, 200.0, ...).
+    Returns those values as they are written."""
+    encode = RowCodec.encode
+    written: list[float] = []
+
+    def encode_then_lose_the_race(codec: RowCodec, identity: bytes, value: Any) -> Any:
+        if len(written) < losses:
+            written.append(100.0 * (len(written) + 1))
+            fmt, data, number = encode(codec, identity, written[-1])
+            Entry.objects.filter(pk=row.pk).update(
+                format=fmt, value=data, number=number, writes=F("writes") + 1
+            )
+        return encode(codec, identity, value)
+
+    monkeypatch.setattr(RowCodec, "encode", encode_then_lose_the_race)
+    return written
+
+
+def test_incr_of_a_float_starts_over_after_a_lost_race(
+    kv: KeyValCache, entry: Callable[..., Entry], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Its write finds the row changed: it adds to the new value instead, so
+    # the other write is not lost.
+    kv.set("f", 0.5)
+    written = lose_incr_races(entry(kv, "f"), monkeypatch, 3)
+    assert kv.incr("f", 1) == 301.0
+    assert written == [100.0, 200.0, 300.0]
+    assert kv.get("f") == 301.0
+
+
+def test_incr_of_a_float_gives_up_after_losing_every_race(
+    kv: KeyValCache, entry: Callable[..., Entry], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kv.set("f", 0.5)
+    written = lose_incr_races(entry(kv, "f"), monkeypatch, INCR_ATTEMPTS)
+    with pytest.raises(DatabaseError, match="kept losing races"):
+        kv.incr("f", 1)
+    assert len(written) == INCR_ATTEMPTS
+    assert kv.get("f") == written[-1]  # the other writes stand
 
 
 def test_incr_of_an_int_by_a_float(kv: KeyValCache) -> None:
@@ -451,17 +526,21 @@ def test_flush_all_empties_every_store(kv: KeyValCache) -> None:
 UNPICKLABLE = lambda: None  # noqa: E731
 
 
-def test_an_unpicklable_value_is_refused_and_the_old_one_kept(kv: KeyValCache) -> None:
+@pytest.mark.pickle_only("PicklingError; JSON's TypeError is tested in test_serializers_signing")
+def test_an_unpicklable_value_is_refused_and_the_old_one_kept(
+    kv: KeyValCache, django_assert_num_queries: NumQueries
+) -> None:
     kv.set("k", "old")
     unpicklable = UNPICKLABLE
-    with pytest.raises(pickle.PickleError):
-        kv.set("k", unpicklable)
-    with pytest.raises(pickle.PickleError):
-        kv.upsert("k", unpicklable)
-    with pytest.raises(pickle.PickleError):
-        kv.add("new", unpicklable)
-    with pytest.raises(pickle.PickleError):
-        kv.set_many({"k": "replacement", "new": unpicklable})
+    with django_assert_num_queries(0):  # refused before any SQL
+        with pytest.raises(pickle.PickleError):
+            kv.set("k", unpicklable)
+        with pytest.raises(pickle.PickleError):
+            kv.upsert("k", unpicklable)
+        with pytest.raises(pickle.PickleError):
+            kv.add("new", unpicklable)
+        with pytest.raises(pickle.PickleError):
+            kv.set_many({"k": "replacement", "new": unpicklable})
     assert kv.get("k") == "old"
     assert not kv.has_key("new")
     assert Entry.objects.count() == 1

@@ -99,18 +99,23 @@ def test_values_are_strings_unless_json(run: Run) -> None:
     assert run("-c", "get", "-k", "typed")[0] == '{"n":[1,2.5,null,true]}\n'
 
 
-def test_get_prints_json_repr_or_raw(run: Run) -> None:
+def test_get_prints_json_or_raw_text(run: Run) -> None:
     store = KeyVal("s")
     store.set("text", "héllo\tworld")
-    store.set("tuple", (1, "a"))
-    store.set("bytes", b"\x00\xffraw")
     store.set("line", "ends\n")
     assert run("-c", "get", "-n", "s", "-k", "text")[0] == '"héllo\\tworld"\n'
     assert run("-c", "get", "-n", "s", "-k", "text", "--raw")[0] == "héllo\tworld\n"
-    assert run("-c", "get", "-n", "s", "-k", "tuple")[0] == "(1, 'a')\n"
-    assert run("-c", "get", "-n", "s", "-k", "bytes")[0] == "b'\\x00\\xffraw'\n"
     # The value, then one newline, whatever the value ends with.
     assert run("-c", "get", "-n", "s", "-k", "line", "--raw")[0] == "ends\n\n"
+
+
+@pytest.mark.pickle_only("a tuple and bytes")
+def test_get_prints_the_repr_or_raw_bytes_of_other_values(run: Run) -> None:
+    store = KeyVal("s")
+    store.set("tuple", (1, "a"))
+    store.set("bytes", b"\x00\xffraw")
+    assert run("-c", "get", "-n", "s", "-k", "tuple")[0] == "(1, 'a')\n"
+    assert run("-c", "get", "-n", "s", "-k", "bytes")[0] == "b'\\x00\\xffraw'\n"
     binary = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
     call_command("keyval", "-c", "get", "-n", "s", "-k", "bytes", "--raw", stdout=binary)
     assert binary.buffer.getvalue() == b"\x00\xffraw"  # type: ignore[attr-defined]
@@ -260,11 +265,18 @@ def test_database_errors_are_one_line(run: Run, monkeypatch: pytest.MonkeyPatch)
     )
 
 
-def test_unreadable_values_are_reported(run: Run) -> None:
-    KeyVal("s").set("k", ("a", "tuple"))
+@pytest.mark.parametrize(
+    ("serializer", "reason"),
+    [("pickle", "signature mismatch"), ("json", "stored 'json.1' value cannot be loaded")],
+)
+def test_unreadable_values_are_reported(
+    run: Run, use_caches: Callable[..., None], serializer: str, reason: str
+) -> None:
+    use_caches(keyval={"BACKEND": KEYVAL_BACKEND, "OPTIONS": {"SERIALIZER": serializer}})
+    KeyVal("s").set("k", ["a", "list"])
     Entry.objects.update(value=b"\x00" * 40)
     message = run.fails(3, "-c", "get", "-n", "s", "-k", "k")
-    assert message.startswith("unreadable value: signature mismatch")
+    assert message.startswith(f"unreadable value: {reason}")
 
 
 def test_progress_bar_only_on_a_terminal(run: Run, tmp_path: Path) -> None:

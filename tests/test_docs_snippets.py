@@ -1,4 +1,5 @@
-"""The Python code of docs/quickstart.rst and README.rst runs as written.
+"""The Python code of docs/quickstart.rst and README.rst runs as written, and
+the tests docs/guarantees.rst cites exist.
 
 The blocks of a page run in order in one namespace, as a reader pasting them
 one after another would run them, against the test database. Settings
@@ -10,6 +11,7 @@ must then be exactly what the block prints.
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import subprocess
@@ -26,9 +28,14 @@ from django.db import connection
 ROOT = Path(__file__).resolve().parent.parent
 QUICKSTART = ROOT / "docs" / "quickstart.rst"
 README = ROOT / "README.rst"
+GUARANTEES = ROOT / "docs" / "guarantees.rst"
 
 DIRECTIVE = re.compile(r"^(?P<indent>[ ]*)\.\. code-block:: *(?P<language>\S+)[ ]*$")
 SETTINGS_SNIPPET = re.compile(r"^(INSTALLED_APPS|CACHES) *=", re.MULTILINE)
+# A test named by the docs: ``tests/test_x.py::test_name``, on one line.
+TEST_REFERENCE = re.compile(r"``(tests/[\w/]+\.py)::(\w+)``")
+# Anything that looks like one, to catch a reference the pattern above misses.
+TEST_REFERENCE_LIKE = re.compile(r"tests/\S*::")
 
 
 @dataclass
@@ -138,3 +145,28 @@ def test_quickstart_script_as_a_file(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout == output.code
     assert (tmp_path / "keyval-demo.sqlite3").exists()
+
+
+def module_tests(path: Path) -> set[str]:
+    """The test functions pytest collects from a module's top level."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    return {
+        node.name
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name.startswith("test")
+    }
+
+
+def test_guarantees_cite_tests_that_exist() -> None:
+    """Every ``tests/FILE.py::TEST`` of docs/guarantees.rst is a test of that
+    file, so that the page cannot go on citing a test renamed or removed."""
+    text = GUARANTEES.read_text(encoding="utf-8")
+    references = TEST_REFERENCE.findall(text)
+    assert len(references) >= 50, "the page's references no longer match the pattern"
+    assert len(TEST_REFERENCE_LIKE.findall(text)) == len(references), "a malformed reference"
+    missing = []
+    for path, name in references:
+        module = ROOT / path
+        if not module.is_file() or name not in module_tests(module):
+            missing.append(f"{path}::{name}")
+    assert missing == []

@@ -1,4 +1,5 @@
-"""Faults: a writer killed mid-batch, a session the server ends, a rollback.
+"""Faults: a writer killed mid-batch, a session the server ends, statements
+that lose a deadlock or fail, a rollback, and when a write is committed.
 
 A store people trust more than a cache must not be left half-written by a
 process that dies, must not answer "missing" when it means "the database is
@@ -18,20 +19,30 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
 import pytest
 from django.core.cache import caches
-from django.db import DatabaseError, close_old_connections, connection, transaction
+from django.db import (
+    DatabaseError,
+    OperationalError,
+    close_old_connections,
+    connection,
+    connections,
+    transaction,
+)
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from keyval_backend import KeyVal
 from keyval_backend.cache import KeyValCache
+from keyval_backend.db import DEADLOCK_ATTEMPTS
 
-# Bytes of each value of a killed batch: large enough that most of a batch's
-# time is spent inside the statement, where the kill should land.
+# Characters of each value (random hex, which either serializer stores) of a
+# killed batch: large enough that most of a batch's time is spent inside the
+# statement, where the kill should land.
 VALUE_SIZE = 2048
 # Writers killed per batch size.
 KILL_ROUNDS = 3
@@ -73,7 +84,7 @@ def _writer(
     rng = random.Random()
     batch = 0
     while batches is None or batch < batches:
-        data = {_batch_key(batch, n): rng.randbytes(VALUE_SIZE) for n in range(keys)}
+        data = {_batch_key(batch, n): rng.randbytes(VALUE_SIZE // 2).hex() for n in range(keys)}
         conn.send(("begin", batch))
         cache.set_many(data)
         conn.send(("done", batch))
@@ -318,20 +329,23 @@ def _terminate_this_session() -> None:
     other = connection.copy()
     try:
         with other.cursor() as cursor:
-            cursor.execute("SELECT pg_terminate_backend(%s)", [session])
-            assert cursor.fetchone()[0] is True
+            if connection.vendor == "postgresql":
+                cursor.execute("SELECT pg_terminate_backend(%s)", [session])
+                assert cursor.fetchone()[0] is True
+            else:
+                cursor.execute(f"KILL CONNECTION {int(session or 0)}")
         _wait_until_session_gone(session, other)
     finally:
         other.close()
 
 
 @pytest.fixture
-def postgres(transactional_db: None) -> None:
-    if connection.vendor != "postgresql":
-        pytest.skip("pg_terminate_backend is PostgreSQL's")
+def server(transactional_db: None) -> None:
+    if connection.vendor == "sqlite":
+        pytest.skip("SQLite has no server to end the session")
 
 
-def test_terminated_session_raises_then_recovers(postgres: None) -> None:
+def test_terminated_session_raises_then_recovers(server: None) -> None:
     """For every kind of call: the first call after the server ended the
     session raises DatabaseError, never a miss, False or None that would read
     as an answer; nothing was written; and once Django's connection is closed
@@ -351,12 +365,12 @@ def test_terminated_session_raises_then_recovers(postgres: None) -> None:
         connection.close()
         assert cache.get_many(["text", "n", "fresh"]) == {"text": "old", "n": 5}, name
         op()
-    _report(f"first call after pg_terminate_backend: {outcomes}")
+    _report(f"first call after the session was ended: {outcomes}")
     assert {name: got for name, got in outcomes.items() if got.startswith("returned")} == {}
 
 
 def test_health_checks_reconnect_after_termination(
-    postgres: None, monkeypatch: pytest.MonkeyPatch
+    server: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With ``CONN_HEALTH_CHECKS`` the next request reconnects before its
     first query, as Django promises, and the store answers correctly."""
@@ -445,3 +459,224 @@ def test_rolled_back_savepoint_keeps_the_outer_writes(transactional_db: None) ->
     assert after[: len(before)] == before
     assert len(after) == len(before) + 1
     assert caches["keyval"].get("outer") == "kept"
+
+
+# -- statements that lose a deadlock, or fail --------------------------------------
+
+
+class FailingStatements:
+    """A ``connection.execute_wrapper``: the statements on the table that
+    ``matches`` picks, counted from 1, fail with ``error`` where their number
+    is in ``failing`` (instead of running, as a statement the server rolled
+    back); every statement runs otherwise."""
+
+    def __init__(self, matches: Callable[[str], bool], failing: range, error: Exception) -> None:
+        self.matches = matches
+        self.failing = failing
+        self.error = error
+        self.seen = 0
+
+    def __call__(self, execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        if "keyval_backend_entry" in sql and self.matches(sql.lstrip().upper()):
+            self.seen += 1
+            if self.seen in self.failing:
+                raise self.error
+        return execute(sql, params, many, context)
+
+
+def _deadlock() -> OperationalError:
+    """A deadlock as ``keyval_backend.db.is_deadlock`` reads it: MySQL's error
+    1213 (PostgreSQL's SQLSTATE 40P01 is read from the driver's exception)."""
+    return OperationalError(1213, "Deadlock found when trying to get lock")
+
+
+def _writes(sql: str) -> bool:
+    return not sql.startswith("SELECT")
+
+
+def _purges(sql: str) -> bool:
+    # The purge is the one DELETE with a LIMIT when MAX_ENTRIES is not set.
+    return sql.startswith("DELETE") and "LIMIT" in sql
+
+
+# Each single-key write and batch that retries a lost deadlock: the call, what
+# it returns, and the check that it did its work (on "k" = 1 and "gone" = 1).
+RETRIED: dict[str, tuple[Callable[[KeyValCache], Any], Any, Callable[[KeyValCache], bool]]] = {
+    "set": (lambda c: c.set("k", 2), None, lambda c: c.get("k") == 2),
+    "upsert": (lambda c: c.upsert("k", 2), False, lambda c: c.get("k") == 2),
+    "add": (lambda c: c.add("new", 2), True, lambda c: c.get("new") == 2),
+    "touch": (lambda c: c.touch("k", 600), True, lambda c: c.ttl("k") is not None),
+    "delete": (lambda c: c.delete("k"), True, lambda c: not c.has_key("k")),
+    "pop": (lambda c: c.pop("k"), 1, lambda c: not c.has_key("k")),
+    "incr": (lambda c: c.incr("k"), 2, lambda c: c.get("k") == 2),
+    "set_many": (lambda c: c.set_many({"k": 2, "new": 2}), [], lambda c: c.get("new") == 2),
+    "delete_many": (lambda c: c.delete_many(["k", "gone"]), None, lambda c: c.count() == 0),
+    "purge_expired": (lambda c: c.purge_expired(), 1, lambda c: c.count() == 2),
+}
+
+
+def _seed_for_retries(cache: KeyValCache) -> None:
+    cache.set_many({"k": 1, "gone": 1})
+    cache.set("expired", 1, timeout=-1)  # expired at once, purged by purge_expired
+
+
+@pytest.mark.parametrize(("call", "returns", "done"), RETRIED.values(), ids=RETRIED.keys())
+def test_a_write_that_loses_a_deadlock_runs_again(
+    transactional_db: None,
+    call: Callable[[KeyValCache], Any],
+    returns: Any,
+    done: Callable[[KeyValCache], bool],
+) -> None:
+    """The server rolls a deadlock's victim back whole, so outside a
+    transaction the statement runs again, up to DEADLOCK_ATTEMPTS times in
+    all, and the caller gets its answer as if nothing had happened."""
+    cache = _cache()
+    _seed_for_retries(cache)
+    losses = FailingStatements(_writes, range(1, DEADLOCK_ATTEMPTS), _deadlock())
+    with connection.execute_wrapper(losses):
+        assert call(cache) == returns
+    assert losses.seen == DEADLOCK_ATTEMPTS
+    assert done(cache)
+
+
+def test_a_write_that_keeps_losing_deadlocks_raises(transactional_db: None) -> None:
+    cache = _cache()
+    cache.set("k", 1)
+    losses = FailingStatements(_writes, range(1, DEADLOCK_ATTEMPTS + 1), _deadlock())
+    with connection.execute_wrapper(losses), pytest.raises(OperationalError, match="Deadlock"):
+        cache.set("k", 2)
+    assert losses.seen == DEADLOCK_ATTEMPTS
+    assert cache.get("k") == 1
+
+
+def test_a_deadlock_inside_a_transaction_is_raised_at_once(transactional_db: None) -> None:
+    """In ``atomic()`` the whole transaction was the victim: only the caller
+    can run it again, so the first loss is raised."""
+    cache = _cache()
+    cache.set("k", 1)
+    losses = FailingStatements(_writes, range(1, 2), _deadlock())
+
+    @transaction.atomic
+    def write_twice() -> None:
+        cache.set("before", 1)
+        with connection.execute_wrapper(losses):
+            cache.set("k", 2)
+
+    with pytest.raises(OperationalError, match="Deadlock"):
+        write_twice()
+    assert losses.seen == 1
+    assert cache.get_many(["k", "before"]) == {"k": 1}
+
+
+def test_a_purge_that_loses_a_deadlock_never_fails_the_write(
+    transactional_db: None, use_caches: Callable[..., None]
+) -> None:
+    """The purge riding along an expiring write is skipped when it loses a
+    deadlock (the next one purges); in ``atomic()`` it runs in a savepoint,
+    so the caller's transaction goes on and commits."""
+    use_caches(keyval={"BACKEND": "keyval_backend.cache.KeyValCache",
+                       "OPTIONS": {"PURGE_EVERY": 1}})  # fmt: skip
+    cache = _cache()
+    losses = FailingStatements(_purges, range(1, 100), _deadlock())
+    with connection.execute_wrapper(losses):
+        cache.set("old", 1, timeout=-1)  # expired at once
+        cache.set("outside", 1, timeout=60)
+        with transaction.atomic():
+            cache.set("inside", 1, timeout=60)
+            cache.set("after", 1)
+    assert losses.seen == 3
+    assert cache.get_many(["outside", "inside", "after"]) == {"outside": 1, "inside": 1, "after": 1}
+    assert cache.purge_expired() == 1  # "old" was left for later
+
+
+def test_a_purge_error_never_fails_the_write(
+    transactional_db: None, use_caches: Callable[..., None], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Any other error of that purge is logged, not raised: the write it
+    rode along with was made (and, outside a transaction, committed) before
+    it, so raising would report a failure that did not happen. In
+    ``atomic()`` the savepoint keeps the caller's transaction usable."""
+    use_caches(keyval={"BACKEND": "keyval_backend.cache.KeyValCache",
+                       "OPTIONS": {"PURGE_EVERY": 1}})  # fmt: skip
+    cache = _cache()
+    failure = FailingStatements(_purges, range(1, 3), OperationalError("disk I/O error"))
+    with connection.execute_wrapper(failure), caplog.at_level("WARNING", "keyval_backend"):
+        cache.set("k", 1, timeout=60)
+        with transaction.atomic():
+            cache.set("inside", 2, timeout=60)
+            cache.set("after", 3)
+    assert failure.seen == 2
+    assert cache.get_many(["k", "inside", "after"]) == {"k": 1, "inside": 2, "after": 3}
+    failed = [r for r in caplog.records if r.name == "keyval_backend"]
+    assert len(failed) == 2
+    assert all("disk I/O error" in str(r.exc_info[1]) for r in failed if r.exc_info)
+
+
+def test_set_many_with_a_failing_chunk_writes_nothing(transactional_db: None) -> None:
+    """2,500 rows are three INSERTs in one transaction: the second failing
+    leaves neither the first chunk nor the rest, and the old values stand."""
+    cache = _cache()
+    cache.set_many({"k0000": "old", "k2499": "old"})
+    failure = FailingStatements(lambda sql: sql.startswith("INSERT"), range(2, 3),
+                                OperationalError("the server went away"))  # fmt: skip
+    with connection.execute_wrapper(failure), pytest.raises(OperationalError, match="away"):
+        cache.set_many({f"k{n:04}": n for n in range(2500)})
+    assert failure.seen == 2
+    assert cache.count() == 2
+    assert cache.get_many(["k0000", "k2499"]) == {"k0000": "old", "k2499": "old"}
+
+
+def test_delete_many_commits_chunk_by_chunk_outside_a_transaction(transactional_db: None) -> None:
+    """``delete_many`` of 2,500 keys is three DELETEs, each committed on its
+    own outside ``atomic()``: a failing one leaves the chunks before it done.
+    Inside ``atomic()`` the caller's rollback undoes them all."""
+    cache = _cache()
+    keys = [f"k{n:04}" for n in range(2500)]
+    cache.set_many(dict.fromkeys(keys, 1))
+
+    def failing_second_delete() -> FailingStatements:
+        return FailingStatements(lambda sql: sql.startswith("DELETE"), range(2, 3),
+                                 OperationalError("the server went away"))  # fmt: skip
+
+    @transaction.atomic
+    def delete_in_a_transaction() -> None:
+        with connection.execute_wrapper(failing_second_delete()):
+            cache.delete_many(keys)
+
+    with pytest.raises(OperationalError):
+        delete_in_a_transaction()
+    assert cache.count() == 2500
+    with connection.execute_wrapper(failing_second_delete()), pytest.raises(OperationalError):
+        cache.delete_many(keys)
+    assert cache.count() == 1500
+
+
+# -- when a write is committed ----------------------------------------------------------
+
+
+def _read_elsewhere(keys: list[str]) -> dict[str, Any]:
+    """``get_many`` on another connection (another thread's): what every
+    other connection and process sees, which is what has been committed."""
+
+    def read() -> dict[str, Any]:
+        try:
+            return _cache().get_many(keys)
+        finally:
+            connections.close_all()  # this thread's connections
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(read).result()
+
+
+def test_a_write_is_committed_when_it_returns_or_with_its_transaction(
+    transactional_db: None,
+) -> None:
+    cache = _cache()
+    cache.set("alone", 1)
+    KeyVal("default").set("facade", 1)
+    assert _read_elsewhere(["alone", "facade"]) == {"alone": 1, "facade": 1}
+    with transaction.atomic():
+        cache.set("in block", 1)
+        cache.delete("alone")
+        assert _read_elsewhere(["alone", "in block"]) == {"alone": 1}
+    assert _read_elsewhere(["alone", "in block"]) == {"in block": 1}

@@ -7,6 +7,7 @@ so a second query here is a bug, not only a slowdown.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -71,6 +72,17 @@ def test_one_query(
 ) -> None:
     with django_assert_num_queries(1):
         operation(warm)
+
+
+def test_batches_take_one_statement_per_thousand_keys(warm: KeyValCache) -> None:
+    data = {f"b{i:04}": i for i in range(2500)}
+    with CaptureQueriesContext(connection) as captured:
+        warm.set_many(data)
+        warm.get_many(data)
+        warm.delete_many(data)
+    # set_many's three INSERTs run in a transaction (or savepoint) of their own.
+    kinds = Counter(query["sql"].split()[0].upper() for query in captured.captured_queries)
+    assert (kinds["INSERT"], kinds["SELECT"], kinds["DELETE"]) == (3, 3, 3)
 
 
 FACADE: dict[str, Callable[[KeyVal], Any]] = {

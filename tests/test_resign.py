@@ -4,6 +4,7 @@ SECRET_KEY_FALLBACKS, and ``keyval -c resign`` makes them independent of it."""
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from keyval_backend import KeyVal, signing
 from keyval_backend.exceptions import TamperedValue
 from keyval_backend.models import Entry
 
+KEYVAL_BACKEND = "keyval_backend.cache.KeyValCache"
 OLD_KEY = "the-old-secret-key"
 NEW_KEY = "the-new-secret-key"
 VALUES: dict[str, Any] = {"dict": {"a": [1, 2]}, "tuple": (1, "x"), "text": "hello"}
@@ -26,9 +28,11 @@ def resign(*args: str) -> str:
 
 
 @pytest.fixture
-def rotated(kv: Any, settings: Any) -> Any:
-    """Values written under OLD_KEY, then NEW_KEY configured with OLD_KEY as
-    a fallback; an int (stored unsigned) in another store."""
+def rotated(db: None, use_caches: Callable[..., None], settings: Any) -> Any:
+    """Values written under OLD_KEY by a pickling cache (signed rows are what
+    is re-signed, whatever the suite's serializer), then NEW_KEY configured
+    with OLD_KEY as a fallback; an int (stored unsigned) in another store."""
+    use_caches(keyval={"BACKEND": KEYVAL_BACKEND, "OPTIONS": {"SERIALIZER": "pickle"}})
     settings.SECRET_KEY = OLD_KEY
     for key, value in VALUES.items():
         KeyVal("s")[key] = value
@@ -84,3 +88,17 @@ def test_value_written_again_meanwhile_is_kept(rotated: Any, monkeypatch: Any) -
     monkeypatch.setattr(signing, "sign", sign_after_a_write)
     resign("-n", "s")
     assert KeyVal("s")["text"] == "newer"
+
+
+def test_json_rows_are_unsigned_and_left_alone(
+    db: None, use_caches: Callable[..., None], settings: Any
+) -> None:
+    """A json cache signs nothing, so a key rotation does not concern its
+    rows: they read without any fallback, and there is nothing to re-sign."""
+    use_caches(keyval={"BACKEND": KEYVAL_BACKEND, "OPTIONS": {"SERIALIZER": "json"}})
+    settings.SECRET_KEY = OLD_KEY
+    KeyVal("s")["doc"] = {"a": [1, 2]}
+    settings.SECRET_KEY = NEW_KEY
+    assert KeyVal("s")["doc"] == {"a": [1, 2]}
+    assert resign() == "re-signed 0, already current 0, unreadable 0\n"
+    assert Entry.objects.get().format == "json.1"

@@ -21,12 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 from freezegun.api import FrozenDateTimeFactory
 
 from keyval_backend import KeyVal, signing
 from keyval_backend.cache import KeyValCache
+from keyval_backend.codec import RowCodec
 from keyval_backend.exceptions import TamperedValue, UnknownFormat, UnreadableValue
 from keyval_backend.identity import encode_name, name_hash
 from keyval_backend.models import Entry
@@ -35,6 +37,7 @@ from keyval_backend.serializers import load_serializer
 SIGNATURE_SIZE = 32  # HMAC-SHA256
 KEYVAL_BACKEND = "keyval_backend.cache.KeyValCache"
 JSON_OPTIONS = {"SERIALIZER": "json"}
+PICKLE_OPTIONS = {"SERIALIZER": "pickle"}
 
 
 class Point:
@@ -122,6 +125,16 @@ def content(cache: KeyValCache, key: str) -> tuple[Any, ...]:
 
 
 @pytest.fixture
+def kv(db: None, use_caches: Callable[..., None]) -> KeyValCache:
+    """``caches["keyval"]`` writing signed pickles, whatever the suite's
+    serializer: every test of this module names the serializer it is about."""
+    use_caches(keyval={"BACKEND": KEYVAL_BACKEND, "OPTIONS": PICKLE_OPTIONS})
+    backend = caches["keyval"]
+    assert isinstance(backend, KeyValCache)
+    return backend
+
+
+@pytest.fixture
 def json_cache(make_cache: Callable[..., KeyValCache]) -> KeyValCache:
     return make_cache(OPTIONS=JSON_OPTIONS)
 
@@ -146,13 +159,14 @@ PICKLED_VALUES = {
 
 @pytest.mark.parametrize("value", PICKLED_VALUES.values(), ids=PICKLED_VALUES.keys())
 def test_pickle_is_the_default_and_signed(
-    kv: KeyValCache, entry: Callable[..., Entry], value: Any
+    db: None, entry: Callable[..., Entry], value: Any
 ) -> None:
-    kv.set("k", value)
-    got = kv.get("k")
+    cache = KeyValCache("", {})  # no SERIALIZER option at all
+    cache.set("k", value)
+    got = cache.get("k")
     assert got == value
     assert type(got) is type(value)
-    row = entry(kv, "k")
+    row = entry(cache, "k")
     assert row.format == "pickle.1"
     stored = bytes(row.value)
     assert pickle.loads(stored[SIGNATURE_SIZE:]) == value
@@ -216,16 +230,35 @@ def test_json_stores_ints_natively_too(json_cache: KeyValCache) -> None:
     [{1, 2}, b"bytes", object(), datetime.date(2030, 1, 1), Point(1, 2), decimal.Decimal(1)],
     ids=["set", "bytes", "object", "date", "instance", "decimal"],
 )
-def test_json_refuses_what_it_cannot_represent(json_cache: KeyValCache, value: Any) -> None:
+def test_json_refuses_what_it_cannot_represent(
+    json_cache: KeyValCache, django_assert_num_queries: Callable[..., Any], value: Any
+) -> None:
     json_cache.set("k", "old")
-    with pytest.raises(TypeError):
-        json_cache.set("k", value)
-    with pytest.raises(TypeError):
-        json_cache.set_many({"k": "new", "other": value})
-    with pytest.raises(TypeError):
-        json_cache.add("fresh", value)
+    with django_assert_num_queries(0):  # refused before any SQL
+        with pytest.raises(TypeError):
+            json_cache.set("k", value)
+        with pytest.raises(TypeError):
+            json_cache.upsert("k", value)
+        with pytest.raises(TypeError):
+            json_cache.set_many({"k": "new", "other": value})
+        with pytest.raises(TypeError):
+            json_cache.add("fresh", value)
     assert json_cache.get("k") == "old"
     assert json_cache.get_many(["other", "fresh"]) == {}
+    assert Entry.objects.count() == 1
+
+
+def test_json_keeps_text_with_a_lone_surrogate(
+    json_cache: KeyValCache, entry: Callable[..., Entry]
+) -> None:
+    # Valid in a Python str (and as a key), but not in UTF-8: the JSON
+    # serializer writes it as a \u escape, which reads back as it was.
+    value = {"text": "x\udfff", "plain": "café"}
+    json_cache.set("k", value)
+    assert json_cache.get("k") == value
+    stored = bytes(entry(json_cache, "k").value)
+    assert b"\\udfff" in stored
+    assert json.loads(stored) == value
 
 
 def test_a_json_cache_never_unpickles(
@@ -259,7 +292,7 @@ def test_changing_serializer_keeps_old_rows_readable(
 ) -> None:
     use_caches(keyval={"BACKEND": KEYVAL_BACKEND, "OPTIONS": JSON_OPTIONS})
     KeyVal("s").set("old", ["json"])
-    use_caches(keyval={"BACKEND": KEYVAL_BACKEND})
+    use_caches(keyval={"BACKEND": KEYVAL_BACKEND, "OPTIONS": PICKLE_OPTIONS})
     KeyVal("s").set("new", ("pickle",))
     assert dict(KeyVal("s").items()) == {"old": ["json"], "new": ("pickle",)}
 
@@ -302,7 +335,7 @@ def test_caches_do_not_read_other_custom_formats(
     make_cache: Callable[..., KeyValCache],
 ) -> None:
     custom = make_cache(OPTIONS={"SERIALIZER": f"{__name__}.ReversedText"})
-    pickling = make_cache()
+    pickling = make_cache(OPTIONS=PICKLE_OPTIONS)
     custom.set("c", "text")
     pickling.set("p", "text")
     with pytest.raises(UnknownFormat):
@@ -598,6 +631,41 @@ def test_popping_a_row_that_cannot_be_loaded_keeps_it(
         pop(kv)
     assert Entry.objects.filter(pk=before[0]).exists()
     assert snapshot(entry(kv, "k")) == before
+
+
+def test_a_value_written_while_a_pop_fails_wins(
+    kv: KeyValCache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The failed pop puts its row back only if the key is still free.
+    kv.set("k", Vanishing())
+    monkeypatch.delattr(sys.modules[__name__], "Vanishing")
+    decode = RowCodec.decode
+    meanwhile: list[str] = []
+
+    def decode_while_another_writes(codec: RowCodec, identity: bytes, *stored: Any) -> Any:
+        if not meanwhile:
+            meanwhile.append("written meanwhile")
+            kv.set("k", meanwhile[0])
+        return decode(codec, identity, *stored)
+
+    monkeypatch.setattr(RowCodec, "decode", decode_while_another_writes)
+    with pytest.raises(UnreadableValue):
+        kv.pop("k")
+    assert kv.get("k") == "written meanwhile"
+    assert Entry.objects.count() == 1
+
+
+def test_presence_and_expiry_of_an_unreadable_row_are_still_known(
+    kv: KeyValCache, entry: Callable[..., Entry], frozen: FrozenDateTimeFactory
+) -> None:
+    # has_key, ttl and touch never read the value.
+    kv.set("k", "v", timeout=100)
+    Entry.objects.filter(pk=entry(kv, "k").pk).update(format="nope")
+    assert kv.has_key("k")
+    assert kv.ttl("k") == 100
+    assert kv.touch("k", 50) is True
+    assert kv.ttl("k") == 50
+    assert KeyVal("default").exists("k")
 
 
 def test_unreadable_rows_can_still_be_deleted(kv: KeyValCache, entry: Callable[..., Entry]) -> None:

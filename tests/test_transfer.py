@@ -80,10 +80,11 @@ def load_fails(text: str, *args: str) -> str:
 
 @pytest.fixture
 def odd_store(kv: KeyValCache, use_caches: Callable[..., None]) -> None:
-    """Odd keys and values in odd stores, some expiring, one of version 2,
-    and JSON-serialized rows (one holding NaN, which JSON cannot carry)."""
+    """Odd keys and values in odd stores, some expiring, one of version 2, all
+    pickled (whatever the suite's serializer), and JSON-serialized rows (one
+    holding NaN, which JSON cannot carry)."""
     use_caches(
-        keyval={"BACKEND": KEYVAL_BACKEND},
+        keyval={"BACKEND": KEYVAL_BACKEND, "OPTIONS": {"SERIALIZER": "pickle"}},
         json={"BACKEND": KEYVAL_BACKEND, "LOCATION": "json", "OPTIONS": {"SERIALIZER": "json"}},
     )
     backend = caches["keyval"]
@@ -227,22 +228,30 @@ def test_dump_to_a_file(kv: KeyValCache, tmp_path: Path) -> None:
     assert sorted(os.listdir(tmp_path)) == ["out.jsonl"]
 
 
-def test_dump_stops_at_an_unreadable_entry(kv: KeyValCache, tmp_path: Path) -> None:
-    kv.store("s").set("bad", ("tuple",))
+@pytest.mark.parametrize(
+    ("serializer", "reason"),
+    [("pickle", "signature mismatch"), ("json", "stored 'json.1' value cannot be loaded")],
+)
+def test_dump_stops_at_an_unreadable_entry(
+    db: None, use_caches: Callable[..., None], tmp_path: Path, serializer: str, reason: str
+) -> None:
+    use_caches(keyval={"BACKEND": KEYVAL_BACKEND, "OPTIONS": {"SERIALIZER": serializer}})
+    kv = caches["keyval"]
+    kv.store("s").set("bad", ["list"])
     kv.store("s").set("good", "fine")
     Entry.objects.filter(key=b":1:bad").update(value=b"\x00" * 40)
     target = tmp_path / "out.jsonl"
     with pytest.raises(CommandError) as failure:
         call_command("keyval", "-c", "dump", "--output", str(target), stderr=io.StringIO())
     assert failure.value.returncode == 3
-    assert str(failure.value).startswith("unreadable value: store 's', key ':1:bad': signature")
+    assert str(failure.value).startswith(f"unreadable value: store 's', key ':1:bad': {reason}")
     assert os.listdir(tmp_path) == []  # no half-written dump
     err = io.StringIO()
     with pytest.raises(CommandError, match=r"^1 unreadable entry left out$"):
         call_command(
             "keyval", "-c", "dump", "--output", str(target), "--continue-on-error", stderr=err
         )
-    assert err.getvalue().startswith("skipped store 's', key ':1:bad': signature mismatch")
+    assert err.getvalue().startswith(f"skipped store 's', key ':1:bad': {reason}")
     assert target.read_text() == '{"store":"s","key":":1:good","expires":null,"value":"fine"}\n'
 
 
@@ -270,13 +279,13 @@ def test_load_keeps_or_replaces(kv: KeyValCache) -> None:
     Entry.objects.filter(key=b":1:expired").update(expires=1.0)
     text = "".join(
         dump_line(value, key=key) + "\n"
-        for key, value in [(":1:live", "new"), (":1:expired", "new"), (":1:fresh", ("new",))]
+        for key, value in [(":1:live", "new"), (":1:expired", "new"), (":1:fresh", ["new"])]
     )
     assert load(text) == (
         "Loaded 2 entries: 2 new, 1 kept (already there; --replace overwrites).\n"
     )
     assert kv.get_many(["live", "expired", "fresh"]) == {
-        "live": "old", "expired": "new", "fresh": ("new",)
+        "live": "old", "expired": "new", "fresh": ["new"]
     }  # fmt: skip
     assert load(text, "--replace") == "Loaded 3 entries: 0 new, 3 replaced.\n"
     assert kv.get("live") == "new"
