@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import report
+from . import report, transfer_memory
 from .contenders import CONTENDERS
 from .databases import DEFAULT_SETTINGS, SETTINGS
 from .ops import OPS
@@ -41,6 +41,16 @@ def _names(value: str, known: Any, what: str) -> list[str]:
             f"unknown {what} {', '.join(unknown)}; known: {', '.join(known)}"
         )
     return names
+
+
+def _sizes(value: str) -> list[int]:
+    try:
+        sizes = [int(size) for size in value.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not comma-separated integers: {value!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"sizes must be positive: {value!r}")
+    return sizes
 
 
 def parser() -> argparse.ArgumentParser:
@@ -100,6 +110,18 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--scale-keys", type=int, default=1_000_000)
     p.add_argument("--scale-writes", type=int, default=1_000_000)
+    p.add_argument(
+        "--transfer-memory",
+        action="store_true",
+        help="also time keyval -c dump and -c load at each of --transfer-entries "
+        "(slow), with their peak memory, each in a fresh process",
+    )
+    p.add_argument(
+        "--transfer-entries",
+        default="100000,1000000",
+        type=_sizes,
+        help="entries dumped and loaded, comma-separated (with --quick: 1000,10000)",
+    )
     p.add_argument(
         "--profile",
         metavar="OP",
@@ -188,6 +210,12 @@ def print_runs(results: dict[str, Any], markdown: bool) -> None:
         if scale.get("sqlite_pragmas"):
             print(f"SQLite connections run: {'; '.join(scale['sqlite_pragmas'])}\n")
         print(report.scale_tables(scale, markdown))
+    for setting, transfer in results.get("transfer", {}).items():
+        versions = ", ".join(f"{k} {v}" for k, v in transfer["versions"].items())
+        print(f"\n## dump and load, {setting} ({versions})\n")
+        if transfer.get("sqlite_pragmas"):
+            print(f"SQLite connections run: {'; '.join(transfer['sqlite_pragmas'])}\n")
+        print(transfer_memory.tables(transfer, markdown))
 
 
 def print_profile(result: dict[str, Any], markdown: bool) -> None:
@@ -260,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
             },
             "runs": {},
             "scale": {},
+            "transfer": {},
         }
         databases = args.databases or list(DEFAULT_SETTINGS)
         if args.ops:
@@ -298,6 +327,17 @@ def main(argv: list[str] | None = None) -> int:
                     failed = True
                 else:
                     results["scale"][setting] = scale
+        if args.transfer_memory:
+            sizes = [1000, 10_000] if args.quick else args.transfer_entries
+            for setting in databases:
+                print(f"-- dump and load, {setting}", file=sys.stderr, flush=True)
+                try:
+                    results["transfer"][setting] = transfer_memory.run_transfer(
+                        setting, sizes, workdir, tuple(args.sqlite_pragma)
+                    )
+                except Exception as exc:  # a step that failed, a service that is down
+                    print(f"!! dump and load on {setting}: {exc}", file=sys.stderr)
+                    failed = True
         results["meta"]["seconds"] = round(time.perf_counter() - started, 1)
         print_runs(results, args.markdown)
         if args.json:

@@ -489,15 +489,15 @@ class KeyValCache(BaseCache):
         if not rows:
             return []
         batch = list(rows.values())
-        size = dialect.batch_size(len(batch[0]))
+        parts = dialect.row_batches(batch)
         expiring = sum(row[7] is not None for row in batch)
 
         def attempt() -> None:
-            atomic = transaction.atomic(using=dialect.alias) if len(batch) > size else nullcontext()
+            atomic = transaction.atomic(using=dialect.alias) if len(parts) > 1 else nullcontext()
             with atomic, db.cursor(dialect.alias) as cursor:
                 self._before_write(dialect, cursor, now)
-                for start in range(0, len(batch), size):
-                    cursor.execute(*dialect.set_many_query(batch[start : start + size]))
+                for part in parts:
+                    cursor.execute(*dialect.set_many_query(part))
 
         db.retry_on_deadlock(dialect.alias, attempt)
         # Counted as new: an overestimate only makes the cull re-count sooner.

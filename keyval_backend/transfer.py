@@ -23,16 +23,14 @@ import math
 import pickle
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from django.db import connections, transaction
-from django.db.backends.utils import CursorWrapper
 
-from . import signing
+from . import db, signing
 from .codec import RowCodec
 from .exceptions import UnreadableValue
 from .identity import decode_name, encode_name, name_hash
@@ -40,7 +38,6 @@ from .serializers import BaseSerializer, PickleSerializer
 from .sql import Dialect, dialect_for
 from .sql.base import ROW_COLUMNS, Row
 from .sql.mysql import MySQLDialect
-from .sql.postgresql import PostgreSQLDialect
 
 TABLE = "keyval_backend_entry"
 PICKLE_FORMAT = PickleSerializer.format_tag
@@ -428,7 +425,7 @@ def load(
             # Inside the load's transaction a savepoint would buy nothing.
             with (
                 transaction.atomic(using=database, savepoint=False),
-                connections[database].cursor() as cursor,
+                db.cursor(database) as cursor,
             ):
                 _write_batch(cursor, dialect, list(batch.values()), replace, result)
             batch.clear()
@@ -462,76 +459,32 @@ def load(
 
 
 def _write_batch(
-    cursor: CursorWrapper, dialect: Dialect, rows: list[Row], replace: bool, result: LoadResult
+    cursor: db.Cursor, dialect: Dialect, rows: list[Row], replace: bool, result: LoadResult
 ) -> None:
-    """Upsert (``replace``) or add rows in one statement and count what happened.
+    """Upsert (``replace``) or add rows, a statement per batch the dialect
+    cuts them into, and count what happened.
 
     Where INSERT has RETURNING (SQLite, PostgreSQL), the statement reports it:
     the rows an add wrote, or each upserted row's ``writes`` (1 when no live
     row was there). MariaDB/MySQL first look up which keys are live.
     """
     clause = dialect.upsert_clause() if replace else dialect.add_clause()
-    values = ", ".join([dialect.row_placeholders] * len(rows))
-    if isinstance(dialect, MySQLDialect):
-        live = _live_count(cursor, dialect, rows)
-        cursor.execute(dialect.insert_head + values + clause, _flat(rows))
-        new, overwritten = len(rows) - live, live if replace else 0
-    else:
-        if isinstance(dialect, PostgreSQLDialect):
-            # Ten arrays, not ten parameters a row: psycopg parses placeholders
-            # in Python unless a statement has 50 at most, and a batch in
-            # VALUES would cost more CPU than all the rest of the load. Bytes
-            # go as hex: psycopg escapes bytea array items with a regex each.
-            sql, binary = _unnest_insert(dialect)
-            columns = [
-                [item.hex() for item in column] if index in binary else list(column)
-                for index, column in enumerate(zip(*rows, strict=True))
-            ]
-            cursor.execute(sql + clause, columns)
+    for part in dialect.row_batches(rows):
+        if isinstance(dialect, MySQLDialect):
+            live = _live_count(cursor, dialect, part)
+            cursor.execute(*dialect.insert_rows_query(part, clause))
+            new, overwritten = len(part) - live, live if replace else 0
         else:
-            cursor.execute(dialect.insert_head + values + clause, _flat(rows))
-        returned = cursor.fetchall()
-        new = sum(1 for (writes,) in returned if writes == 1) if replace else len(returned)
-        overwritten = len(rows) - new if replace else 0
-    result.new += new
-    result.replaced += overwritten
-    result.kept += len(rows) - new - overwritten
+            cursor.execute(*dialect.insert_rows_query(part, clause))
+            returned = cursor.fetchall()
+            new = sum(1 for (writes,) in returned if writes == 1) if replace else len(returned)
+            overwritten = len(part) - new if replace else 0
+        result.new += new
+        result.replaced += overwritten
+        result.kept += len(part) - new - overwritten
 
 
-def _flat(rows: list[Row]) -> list[Any]:
-    return [value for row in rows for value in row]
-
-
-@lru_cache(maxsize=8)
-def _unnest_insert(dialect: Dialect) -> tuple[str, frozenset[int]]:
-    """``INSERT ... SELECT`` from one array a column, typed as the columns
-    are, and the positions of the binary columns, which it reads as hex."""
-    from django.db.models import BinaryField
-
-    from .models import Entry
-
-    connection = connections[dialect.alias]
-    fields = {field.name: field for field in Entry._meta.concrete_fields}
-    binary = frozenset(
-        index for index, name in enumerate(ROW_COLUMNS) if isinstance(fields[name], BinaryField)
-    )
-    arrays = ", ".join(
-        f"%s::{'text' if index in binary else fields[name].db_type(connection)}[]"
-        for index, name in enumerate(ROW_COLUMNS)
-    )
-    items = ", ".join(
-        f"decode(c{index}, 'hex')" if index in binary else f"c{index}"
-        for index in range(len(ROW_COLUMNS))
-    )
-    names = ", ".join(f"c{index}" for index in range(len(ROW_COLUMNS)))
-    columns = ", ".join(dialect.c[name] for name in ROW_COLUMNS)
-    return (
-        f"INSERT INTO {dialect.table} ({columns}, {dialect.c['writes']}) "
-        f"SELECT {items}, 1 FROM unnest({arrays}) AS items({names})"
-    ), binary
-
-
-def _live_count(cursor: CursorWrapper, dialect: Dialect, rows: list[Row]) -> int:
+def _live_count(cursor: db.Cursor, dialect: Dialect, rows: Sequence[Row]) -> int:
     """How many of ``rows`` have a live row in the table (MySQL's stand-in for
     RETURNING); one query a store in the batch."""
     by_store: dict[str, list[str]] = {}

@@ -43,10 +43,17 @@ Popped = tuple[str, bytes, int | None, float | None, int, float, float, int]
 # Rows per batch statement, whatever the vendor's parameter limit allows: large
 # enough to amortise a round trip, small enough to keep one statement's memory low.
 MAX_BATCH_ROWS = 1000
+# What a row adds to a batch statement besides its names and value: two hex
+# digests, the format tag, numbers, separators.
+ROW_OVERHEAD_BYTES = 128
 
 
 class Dialect:
     """Statement texts and vendor-only steps for one database alias."""
+
+    # Bytes of rows per batch statement, for drivers that build a statement's
+    # text on the client (None: no limit but the parameter count).
+    max_batch_bytes: int | None = None
 
     def __init__(self, connection: BaseDatabaseWrapper, table: str) -> None:
         qn = connection.ops.quote_name
@@ -103,6 +110,7 @@ class Dialect:
             + page_where
         )
         self.page_keys_sql = f"SELECT {c['key_hash']}, {c['key']} " + page_where
+        self.set_many_sql_clause = self.set_many_clause()
         self.upsert_sql = self.insert_head + self.row_placeholders + self.upsert_clause()
         self.add_sql = self.insert_head + self.row_placeholders + self.add_clause()
         self.incr_sql = self.incr_statement()
@@ -234,6 +242,26 @@ class Dialect:
     def batch_size(self, params_per_row: int, fixed_params: int = 0) -> int:
         return max(1, min(MAX_BATCH_ROWS, (self.max_params - fixed_params) // params_per_row))
 
+    def row_batches(self, rows: Sequence[Row]) -> list[Sequence[Row]]:
+        """``rows`` cut into the batches that each make one statement: at most
+        as many rows as the parameter limit allows and, where the dialect
+        says so, about ``max_batch_bytes`` of names and values."""
+        limit = self.batch_size(len(ROW_COLUMNS))
+        budget = self.max_batch_bytes
+        if budget is None:
+            return [rows[start : start + limit] for start in range(0, len(rows), limit)]
+        batches: list[Sequence[Row]] = []
+        start = size = 0
+        for index, row in enumerate(rows):
+            row_bytes = len(row[0]) + len(row[1]) + len(row[5]) + ROW_OVERHEAD_BYTES
+            if index > start and (index - start == limit or size + row_bytes > budget):
+                batches.append(rows[start:index])
+                start, size = index, 0
+            size += row_bytes
+        if start < len(rows):
+            batches.append(rows[start:])
+        return batches
+
     def _in_list_uncached(self, n: int) -> str:
         return ", ".join(["%s"] * n)
 
@@ -261,17 +289,18 @@ class Dialect:
         )
         return sql, [store_hash, *hashes]
 
-    def set_many_query(self, rows: Sequence[Row]) -> tuple[str, list[Any]]:
-        """Upsert rows (distinct keys) in one statement."""
-        sql = (
-            self.insert_head
-            + ", ".join([self.row_placeholders] * len(rows))
-            + self.set_many_clause()
-        )
+    def insert_rows_query(self, rows: Sequence[Row], clause: str) -> tuple[str, list[Any]]:
+        """Insert rows (distinct keys) in one statement ending with ``clause``
+        (an upsert, add or set_many clause)."""
+        sql = self.insert_head + ", ".join([self.row_placeholders] * len(rows)) + clause
         params: list[Any] = []
         for row in rows:
             params.extend(row)
         return sql, params
+
+    def set_many_query(self, rows: Sequence[Row]) -> tuple[str, list[Any]]:
+        """Upsert rows (distinct keys) in one statement."""
+        return self.insert_rows_query(rows, self.set_many_sql_clause)
 
 
 def incr_bounds(delta: int) -> tuple[int, int]:

@@ -48,9 +48,8 @@ class PostgreSQLDialect(Dialect):
             f"DELETE FROM {t} WHERE {c['store_hash']} = %s AND {c['key_hash']} = ANY(%s::varchar[])"
         )
         arrays = ", ".join(f"%s::{_COLUMN_TYPES[name]}[]" for name in ROW_COLUMNS)
-        self.set_many_sql = (
-            f"{self.insert_head.removesuffix(' VALUES ')} "
-            f"SELECT *, 1 FROM unnest({arrays})" + self.set_many_clause()
+        self.insert_rows_head = (
+            f"{self.insert_head.removesuffix(' VALUES ')} SELECT *, 1 FROM unnest({arrays})"
         )
 
     def get_many_query(
@@ -61,5 +60,5 @@ class PostgreSQLDialect(Dialect):
     def delete_many_query(self, store_hash: str, hashes: Sequence[str]) -> tuple[str, list[Any]]:
         return self.delete_many_sql, [store_hash, list(hashes)]
 
-    def set_many_query(self, rows: Sequence[Row]) -> tuple[str, list[Any]]:
-        return self.set_many_sql, [list(column) for column in zip(*rows, strict=True)]
+    def insert_rows_query(self, rows: Sequence[Row], clause: str) -> tuple[str, list[Any]]:
+        return self.insert_rows_head + clause, [list(column) for column in zip(*rows, strict=True)]
