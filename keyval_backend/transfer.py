@@ -28,7 +28,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connections, transaction
+from django.db import transaction
 
 from . import db, signing
 from .codec import RowCodec
@@ -184,39 +184,47 @@ def _utf8_safe(line: str) -> str:
 
 
 def _live_rows(database: str, store: str | None) -> Iterator[tuple[Any, ...]]:
-    """Live rows of one store or all, a page at a time in (store_hash,
-    key_hash) order: every page is a range scan of the unique index that
-    starts after the last row of the page before, so memory stays constant and
-    no cursor stays open between pages."""
+    """Live rows of one store or all, a page at a time: every page is a range
+    scan that starts after the last row of the page before, so memory stays
+    constant and no cursor stays open between pages.
+
+    One store is read in (store_hash, key_hash) order, a range of the unique
+    index. The whole table is read in ``id`` order, the table's own order:
+    InnoDB keeps rows in it, and by the unique index it fetches every row at
+    random (a 1,000,000-entry dump took 60 s on MariaDB, against 10 s)."""
     dialect = dialect_for(database, TABLE)
     c = dialect.c
     names = ("store_hash", "key_hash", "store", "key", "format", "value", "number", "expires")
-    # Each vendor must see a range of the index, or every page scans from the
-    # start: PostgreSQL and SQLite do for a row-value comparison, MariaDB only
-    # for the same condition spelled out.
-    pair = f"{c['store_hash']} = %s AND {c['key_hash']} > %s"
-    if store is not None:
-        after = pair
-    elif isinstance(dialect, MySQLDialect):
-        after = f"({c['store_hash']} > %s OR ({pair}))"
-    else:
-        after = f"({c['store_hash']}, {c['key_hash']}) > (%s, %s)"
-    sql = (
-        f"SELECT {', '.join(c[name] for name in names)} FROM {dialect.table} "
-        f"WHERE {after} AND {dialect.live} ORDER BY {c['store_hash']}, {c['key_hash']} LIMIT %s"
-    )
+    columns = ", ".join(c[name] for name in names)
     now = time.time()
-    store_hash, key_hash = ("" if store is None else name_hash(encode_name(store))), ""
-    spelled_out = store is None and isinstance(dialect, MySQLDialect)
+    if store is None:
+        sql = (
+            f"SELECT {c['id']}, {columns} FROM {dialect.table} "
+            f"WHERE {c['id']} > %s AND {dialect.live} ORDER BY {c['id']} LIMIT %s"
+        )
+        last_id = 0
+        while True:
+            with db.cursor(database) as cursor:
+                cursor.execute(sql, (last_id, now, PAGE_SIZE))
+                page = cursor.fetchall()
+            for row in page:
+                yield tuple(row[1:])
+            if len(page) < PAGE_SIZE:
+                return
+            last_id = page[-1][0]
+    sql = (
+        f"SELECT {columns} FROM {dialect.table} WHERE {c['store_hash']} = %s "
+        f"AND {c['key_hash']} > %s AND {dialect.live} ORDER BY {c['key_hash']} LIMIT %s"
+    )
+    store_hash, key_hash = name_hash(encode_name(store)), ""
     while True:
-        bounds = (store_hash, store_hash, key_hash) if spelled_out else (store_hash, key_hash)
-        with connections[database].cursor() as cursor:
-            cursor.execute(sql, (*bounds, now, PAGE_SIZE))
+        with db.cursor(database) as cursor:
+            cursor.execute(sql, (store_hash, key_hash, now, PAGE_SIZE))
             page = cursor.fetchall()
         yield from page
         if len(page) < PAGE_SIZE:
             return
-        store_hash, key_hash = page[-1][0], page[-1][1]
+        key_hash = page[-1][1]
 
 
 def count_live(database: str, store: str | None = None) -> int:
