@@ -52,10 +52,11 @@ class LeanCursor:
     On PostgreSQL with psycopg 3 the cursor binds parameters on the server
     whatever Django's own cursors do: the statement text goes as it is, with
     typed parameters, in the extended protocol's unnamed statement, instead of
-    being rebuilt with quoted literals on every call, which halves the time of
-    a ``get``. It prepares named statements only when the connection asks for
-    them (``OPTIONS["prepare_threshold"]``), so connection poolers in
-    transaction mode keep working as with Django's defaults.
+    being rebuilt with quoted literals on every call. A batch's arrays then
+    travel in binary (client-side, psycopg escapes every bytea item with a
+    regular expression). It prepares named statements only when the
+    connection asks for them (``OPTIONS["prepare_threshold"]``), so connection
+    poolers in transaction mode keep working as with Django's defaults.
     """
 
     __slots__ = ("_cursor", "_db", "_raw", "_translate")

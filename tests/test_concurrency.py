@@ -167,40 +167,29 @@ def test_pop_race_without_delete_returning_hands_out_each_value_once(
     assert not _store_rows("pop").exists()
 
 
+@pytest.mark.parametrize(("start", "times"), [(0, 500), (0.5, 100)], ids=["native int", "float"])
 def test_incr_race_loses_nothing_and_keeps_expiry(
-    transactional_db: None, workers: WorkerPool
+    transactional_db: None, workers: WorkerPool, start: float, times: int
 ) -> None:
-    """4 processes x 500 incr on one expiring key: every increment counts,
-    each caller sees a distinct new value, and the expiry stays as it was."""
+    """4 processes x ``times`` incr on one expiring key: every increment
+    counts, each caller sees a distinct new value, and the expiry stays as it
+    was. An int is added in SQL; a float, which SQL cannot add to, is read,
+    added in Python and written back only if the row is unchanged, trying
+    again otherwise."""
     cache = keyval_cache()
-    cache.set("counter", 0, timeout=3600)
+    cache.set("counter", start, timeout=3600)
     (key_hash,) = _key_hashes(["counter"])
     expires = Entry.objects.get(key_hash=key_hash).expires
     began = time.monotonic()
-    results = workers.run(jobs.incr_key, key="counter", times=500)
-    _report(f"incr race: 4 x 500 incr of one key in {time.monotonic() - began:.2f}s")
+    results = workers.run(jobs.incr_key, key="counter", times=times)
+    _report(
+        f"incr race ({type(start).__name__}): 4 x {times} incr of one key "
+        f"in {time.monotonic() - began:.2f}s"
+    )
 
     seen = sorted(value for values in _flatten(results) for value in values)
-    assert seen == list(range(1, PROCESSES * 500 + 1))
-    assert cache.get("counter") == PROCESSES * 500
-    assert Entry.objects.get(key_hash=key_hash).expires == expires
-
-
-def test_incr_race_of_a_float_loses_nothing(transactional_db: None, workers: WorkerPool) -> None:
-    """The same race on a float, which SQL cannot add to: each incr reads,
-    adds in Python and writes back only if the row is unchanged, trying
-    again otherwise, so every increment still counts exactly once."""
-    cache = keyval_cache()
-    cache.set("float", 0.5, timeout=3600)
-    (key_hash,) = _key_hashes(["float"])
-    expires = Entry.objects.get(key_hash=key_hash).expires
-    began = time.monotonic()
-    results = workers.run(jobs.incr_key, key="float", times=100)
-    _report(f"float incr race: 4 x 100 incr of one key in {time.monotonic() - began:.2f}s")
-
-    seen = sorted(value for values in _flatten(results) for value in values)
-    assert seen == [n + 0.5 for n in range(1, PROCESSES * 100 + 1)]
-    assert cache.get("float") == PROCESSES * 100 + 0.5
+    assert seen == [start + n for n in range(1, PROCESSES * times + 1)]
+    assert cache.get("counter") == start + PROCESSES * times
     assert Entry.objects.get(key_hash=key_hash).expires == expires
 
 

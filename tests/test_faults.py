@@ -568,45 +568,49 @@ def test_a_deadlock_inside_a_transaction_is_raised_at_once(transactional_db: Non
     assert cache.get_many(["k", "before"]) == {"k": 1}
 
 
-def test_a_purge_that_loses_a_deadlock_never_fails_the_write(
-    transactional_db: None, use_caches: Callable[..., None]
-) -> None:
+@pytest.fixture
+def purging(transactional_db: None, use_caches: Callable[..., None]) -> KeyValCache:
+    """``caches["keyval"]`` purging expired rows after every expiring write."""
+    use_caches(keyval={"BACKEND": "keyval_backend.cache.KeyValCache",
+                       "OPTIONS": {"PURGE_EVERY": 1}})  # fmt: skip
+    return _cache()
+
+
+def test_a_purge_that_loses_a_deadlock_never_fails_the_write(purging: KeyValCache) -> None:
     """The purge riding along an expiring write is skipped when it loses a
     deadlock (the next one purges); in ``atomic()`` it runs in a savepoint,
     so the caller's transaction goes on and commits."""
-    use_caches(keyval={"BACKEND": "keyval_backend.cache.KeyValCache",
-                       "OPTIONS": {"PURGE_EVERY": 1}})  # fmt: skip
-    cache = _cache()
     losses = FailingStatements(_purges, range(1, 100), _deadlock())
     with connection.execute_wrapper(losses):
-        cache.set("old", 1, timeout=-1)  # expired at once
-        cache.set("outside", 1, timeout=60)
+        purging.set("old", 1, timeout=-1)  # expired at once
+        purging.set("outside", 1, timeout=60)
         with transaction.atomic():
-            cache.set("inside", 1, timeout=60)
-            cache.set("after", 1)
+            purging.set("inside", 1, timeout=60)
+            purging.set("after", 1)
     assert losses.seen == 3
-    assert cache.get_many(["outside", "inside", "after"]) == {"outside": 1, "inside": 1, "after": 1}
-    assert cache.purge_expired() == 1  # "old" was left for later
+    assert purging.get_many(["outside", "inside", "after"]) == {
+        "outside": 1,
+        "inside": 1,
+        "after": 1,
+    }
+    assert purging.purge_expired() == 1  # "old" was left for later
 
 
 def test_a_purge_error_never_fails_the_write(
-    transactional_db: None, use_caches: Callable[..., None], caplog: pytest.LogCaptureFixture
+    purging: KeyValCache, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Any other error of that purge is logged, not raised: the write it
     rode along with was made (and, outside a transaction, committed) before
     it, so raising would report a failure that did not happen. In
     ``atomic()`` the savepoint keeps the caller's transaction usable."""
-    use_caches(keyval={"BACKEND": "keyval_backend.cache.KeyValCache",
-                       "OPTIONS": {"PURGE_EVERY": 1}})  # fmt: skip
-    cache = _cache()
     failure = FailingStatements(_purges, range(1, 3), OperationalError("disk I/O error"))
     with connection.execute_wrapper(failure), caplog.at_level("WARNING", "keyval_backend"):
-        cache.set("k", 1, timeout=60)
+        purging.set("k", 1, timeout=60)
         with transaction.atomic():
-            cache.set("inside", 2, timeout=60)
-            cache.set("after", 3)
+            purging.set("inside", 2, timeout=60)
+            purging.set("after", 3)
     assert failure.seen == 2
-    assert cache.get_many(["k", "inside", "after"]) == {"k": 1, "inside": 2, "after": 3}
+    assert purging.get_many(["k", "inside", "after"]) == {"k": 1, "inside": 2, "after": 3}
     failed = [r for r in caplog.records if r.name == "keyval_backend"]
     assert len(failed) == 2
     assert all("disk I/O error" in str(r.exc_info[1]) for r in failed if r.exc_info)
