@@ -175,13 +175,17 @@ class KeyValCache(BaseCache):
         return dialect
 
     def _sql(self) -> tuple[Dialect, db.Cursor]:
-        dialect = self._dialect or self._get_dialect()
+        dialect = self._get_dialect()
         return dialect, db.cursor(dialect.alias)
 
     def _identify(self, made_key: str) -> tuple[bytes, str]:
         """(key bytes, key hash) of a made key."""
         key_bytes = encode_name(made_key)
         return key_bytes, name_hash(key_bytes)
+
+    def _key_hash(self, key: Any, version: int | None) -> str:
+        """The lookup hash of a key, made and checked as every operation does."""
+        return name_hash(encode_name(self.make_and_validate_key(key, version)))
 
     def _identity(self, key_hash: str) -> bytes:
         """What a signature binds a value to: this store and this key."""
@@ -203,8 +207,8 @@ class KeyValCache(BaseCache):
             now,
         )
 
-    def _decode(self, key_hash: str, stored: Stored) -> Any:
-        return self._codec.decode(self._identity(key_hash), *stored)
+    def _decode(self, key_hash: str, fmt: str, data: bytes, number: int | None) -> Any:
+        return self._codec.decode(self._identity(key_hash), fmt, data, number)
 
     def _before_write(self, dialect: Dialect, cursor: db.Cursor, now: float) -> None:
         """Cull when MAX_ENTRIES is set and the store may be full.
@@ -281,7 +285,7 @@ class KeyValCache(BaseCache):
                 )
 
     def _write(self, made_key: str, value: Any, timeout: Any, statement: str) -> bool:
-        dialect = self._dialect or self._get_dialect()
+        dialect = self._get_dialect()
         now = time.time()
         row = self._row(made_key, value, self.get_backend_timeout(timeout), now)
         write = getattr(dialect, statement)
@@ -298,15 +302,15 @@ class KeyValCache(BaseCache):
     # -- the cache API ----------------------------------------------------------
 
     def get(self, key: Any, default: Any = None, version: int | None = None) -> Any:
-        # The hottest path of all: written out, without the helpers' calls.
-        key_hash = name_hash(encode_name(self.make_and_validate_key(key, version)))
+        key_hash = self._key_hash(key, version)
         dialect, cursor = self._sql()
         with cursor:
             cursor.execute(dialect.get_sql, (self._store_hash, key_hash, time.time()))
             row = cursor.fetchone()
         if row is None:
             return default
-        return self._codec.decode(self._identity(key_hash), row[0], row[1], row[2])
+        fmt, data, number = row
+        return self._decode(key_hash, fmt, data, number)
 
     def set(
         self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
@@ -326,9 +330,8 @@ class KeyValCache(BaseCache):
         return self._write(self.make_and_validate_key(key, version), value, timeout, "add")
 
     def touch(self, key: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> bool:
-        made_key = self.make_and_validate_key(key, version)
-        _, key_hash = self._identify(made_key)
-        dialect = self._dialect or self._get_dialect()
+        key_hash = self._key_hash(key, version)
+        dialect = self._get_dialect()
         params = (self.get_backend_timeout(timeout), self._store_hash, key_hash, time.time())
 
         def attempt() -> bool:
@@ -339,9 +342,8 @@ class KeyValCache(BaseCache):
         return db.retry_on_deadlock(dialect.alias, attempt)
 
     def delete(self, key: Any, version: int | None = None) -> bool:
-        made_key = self.make_and_validate_key(key, version)
-        _, key_hash = self._identify(made_key)
-        dialect = self._dialect or self._get_dialect()
+        key_hash = self._key_hash(key, version)
+        dialect = self._get_dialect()
 
         def attempt() -> bool:
             with db.cursor(dialect.alias) as cursor:
@@ -353,8 +355,7 @@ class KeyValCache(BaseCache):
     def ttl(self, key: Any, version: int | None = None) -> float | None:
         """Seconds ``key`` has left, None if it never expires; KeyError if
         it is absent (or expired)."""
-        made_key = self.make_and_validate_key(key, version)
-        _, key_hash = self._identify(made_key)
+        key_hash = self._key_hash(key, version)
         now = time.time()
         dialect, cursor = self._sql()
         with cursor:
@@ -369,8 +370,7 @@ class KeyValCache(BaseCache):
         return self.touch(key, None, version)
 
     def has_key(self, key: Any, version: int | None = None) -> bool:
-        made_key = self.make_and_validate_key(key, version)
-        _, key_hash = self._identify(made_key)
+        key_hash = self._key_hash(key, version)
         dialect, cursor = self._sql()
         with cursor:
             cursor.execute(dialect.has_key_sql, (self._store_hash, key_hash, time.time()))
@@ -384,7 +384,7 @@ class KeyValCache(BaseCache):
         """
         made_key = self.make_and_validate_key(key, version)
         key_bytes, key_hash = self._identify(made_key)
-        dialect = self._dialect or self._get_dialect()
+        dialect = self._get_dialect()
 
         def attempt() -> Popped | None:
             with db.cursor(dialect.alias) as cursor:
@@ -394,7 +394,7 @@ class KeyValCache(BaseCache):
         if stored is None:
             return default
         try:
-            return self._decode(key_hash, (stored[0], stored[1], stored[2]))
+            return self._decode(key_hash, stored[0], stored[1], stored[2])
         except UnreadableValue:
             # Put the row back exactly as it was (same id, timestamps and write
             # count), so that nothing is lost and it can be inspected; a value
@@ -417,10 +417,9 @@ class KeyValCache(BaseCache):
         (and sums that leave 64 bits) take a compare-and-swap loop in Python,
         which never loses a concurrent update either.
         """
-        made_key = self.make_and_validate_key(key, version)
-        _, key_hash = self._identify(made_key)
+        key_hash = self._key_hash(key, version)
         identity = self._identity(key_hash)
-        dialect = self._dialect or self._get_dialect()
+        dialect = self._get_dialect()
         if type(delta) is int and INT64_MIN <= delta <= INT64_MAX:
 
             def attempt() -> int | None:
@@ -449,10 +448,10 @@ class KeyValCache(BaseCache):
     def get_many(self, keys: Iterable[Any], version: int | None = None) -> dict[Any, Any]:
         by_hash: dict[str, Any] = {}
         for key in keys:
-            by_hash[name_hash(encode_name(self.make_and_validate_key(key, version)))] = key
+            by_hash[self._key_hash(key, version)] = key
         if not by_hash:
             return {}
-        dialect = self._dialect or self._get_dialect()
+        dialect = self._get_dialect()
         hashes = list(by_hash)
         size = dialect.batch_size(1, fixed_params=2)
         found: dict[str, Stored] = {}
@@ -464,9 +463,8 @@ class KeyValCache(BaseCache):
                 for key_hash, *stored in cursor.fetchall():
                     found[key_hash] = (stored[0], stored[1], stored[2])
         # Decoded in the caller's key order, as Django's backends return them.
-        decode, identity = self._codec.decode, self._identity
         return {
-            by_hash[key_hash]: decode(identity(key_hash), *found[key_hash])
+            by_hash[key_hash]: self._decode(key_hash, *found[key_hash])
             for key_hash in hashes
             if key_hash in found
         }
@@ -479,7 +477,7 @@ class KeyValCache(BaseCache):
     ) -> list[Any]:
         """Write every pair or none: one statement per chunk of rows, and one
         transaction around the chunks when there are several."""
-        dialect = self._dialect or self._get_dialect()
+        dialect = self._get_dialect()
         now = time.time()
         expires = self.get_backend_timeout(timeout)
         rows: dict[str, Row] = {}
@@ -505,12 +503,10 @@ class KeyValCache(BaseCache):
         return []
 
     def delete_many(self, keys: Iterable[Any], version: int | None = None) -> None:
-        hashes = list(
-            {self._identify(self.make_and_validate_key(key, version))[1]: None for key in keys}
-        )
+        hashes = list({self._key_hash(key, version): None for key in keys})
         if not hashes:
             return
-        dialect = self._dialect or self._get_dialect()
+        dialect = self._get_dialect()
         size = dialect.batch_size(1, fixed_params=1)
 
         def attempt() -> None:
@@ -539,7 +535,7 @@ class KeyValCache(BaseCache):
         """Delete up to ``limit`` (default ``PURGE_BATCH``) expired rows of any
         store; return how many. Call it until it returns less than the limit
         to purge everything."""
-        dialect = self._dialect or self._get_dialect()
+        dialect = self._get_dialect()
 
         def attempt() -> int:
             with db.cursor(dialect.alias) as cursor:
@@ -618,7 +614,7 @@ class KeyValCache(BaseCache):
 
     def _pages(self, prefix: str, version: int | None, values: bool) -> Iterator[tuple[str, Any]]:
         low, high, unmake = self._key_range(prefix, version)
-        dialect = self._dialect or self._get_dialect()
+        dialect = self._get_dialect()
         sql = dialect.page_sql if values else dialect.page_keys_sql
         after = ""
         while True:
@@ -628,7 +624,7 @@ class KeyValCache(BaseCache):
             for row in rows:
                 key = unmake(decode_name(row[1]))
                 if key is not None:
-                    yield key, self._decode(row[0], (row[2], row[3], row[4])) if values else None
+                    yield key, self._decode(row[0], row[2], row[3], row[4]) if values else None
             if len(rows) < PAGE_SIZE:
                 return
             after = rows[-1][0]
