@@ -9,7 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
-from django.db import connections, router
+from django.db import connections
 from django.utils.module_loading import import_string
 
 from .cache import KeyValCache
@@ -114,17 +114,15 @@ def check_sqlite_journal(
 
 
 def _keyval_databases() -> set[str]:
-    """The database aliases the KeyValCache aliases of CACHES write to."""
+    """The database aliases the KeyValCache aliases of CACHES write to, as
+    each backend resolves it (a misconfigured one is keyval.E005's)."""
     aliases = set()
     caches_setting: dict[str, dict[str, Any]] = settings.CACHES
     for params in caches_setting.values():
         if _is_keyval_backend(params.get("BACKEND")):
-            database = (params.get("OPTIONS") or {}).get("DATABASE")
-            if database is None:
-                from .models import Entry
-
-                database = router.db_for_write(Entry) or "default"
-            aliases.add(database)
+            backend = KeyValCache(params.get("LOCATION", ""), params)
+            if backend.misconfigured is None:
+                aliases.add(backend.database)
     return aliases
 
 

@@ -195,36 +195,28 @@ def _live_rows(database: str, store: str | None) -> Iterator[tuple[Any, ...]]:
     dialect = dialect_for(database, TABLE)
     c = dialect.c
     names = ("store_hash", "key_hash", "store", "key", "format", "value", "number", "expires")
-    columns = ", ".join(c[name] for name in names)
-    now = time.time()
+    fixed: tuple[str, ...]
+    after: int | str
     if store is None:
-        sql = (
-            f"SELECT {c['id']}, {columns} FROM {dialect.table} "
-            f"WHERE {c['id']} > %s AND {dialect.live} ORDER BY {c['id']} LIMIT %s"
-        )
-        last_id = 0
-        while True:
-            with db.cursor(database) as cursor:
-                cursor.execute(sql, (last_id, now, PAGE_SIZE))
-                page = cursor.fetchall()
-            for row in page:
-                yield tuple(row[1:])
-            if len(page) < PAGE_SIZE:
-                return
-            last_id = page[-1][0]
+        order, where, fixed, after = c["id"], f"{c['id']} > %s", (), 0
+    else:
+        order, where = c["key_hash"], f"{c['store_hash']} = %s AND {c['key_hash']} > %s"
+        fixed, after = (name_hash(encode_name(store)),), ""
+    # The order column first: each page starts after the last row's.
     sql = (
-        f"SELECT {columns} FROM {dialect.table} WHERE {c['store_hash']} = %s "
-        f"AND {c['key_hash']} > %s AND {dialect.live} ORDER BY {c['key_hash']} LIMIT %s"
+        f"SELECT {order}, {', '.join(c[name] for name in names)} FROM {dialect.table} "
+        f"WHERE {where} AND {dialect.live} ORDER BY {order} LIMIT %s"
     )
-    store_hash, key_hash = name_hash(encode_name(store)), ""
+    now = time.time()
     while True:
         with db.cursor(database) as cursor:
-            cursor.execute(sql, (store_hash, key_hash, now, PAGE_SIZE))
+            cursor.execute(sql, (*fixed, after, now, PAGE_SIZE))
             page = cursor.fetchall()
-        yield from page
+        for row in page:
+            yield tuple(row[1:])
         if len(page) < PAGE_SIZE:
             return
-        key_hash = page[-1][1]
+        after = page[-1][0]
 
 
 def count_live(database: str, store: str | None = None) -> int:
