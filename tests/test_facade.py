@@ -35,6 +35,14 @@ def undotted_key(made: str) -> str:
     return made.split(".", 2)[2]
 
 
+# A cache that makes keys with dotted_key and can list them.
+DOTTED_KEYS = {
+    "BACKEND": KEYVAL_BACKEND,
+    "KEY_FUNCTION": f"{__name__}.dotted_key",
+    "OPTIONS": {"REVERSE_KEY_FUNCTION": f"{__name__}.undotted_key"},
+}
+
+
 @pytest.fixture
 def store(kv: KeyValCache) -> KeyVal:
     return KeyVal("facade")
@@ -426,13 +434,7 @@ def test_key_prefix_separates_facades_on_one_table(
 def test_key_function_applies_to_both_doors(
     db: None, use_caches: Callable[..., None], entry: Callable[..., Entry]
 ) -> None:
-    use_caches(
-        keyval={
-            "BACKEND": KEYVAL_BACKEND,
-            "KEY_FUNCTION": f"{__name__}.dotted_key",
-            "OPTIONS": {"REVERSE_KEY_FUNCTION": f"{__name__}.undotted_key"},
-        }
-    )
+    use_caches(keyval=DOTTED_KEYS)
     store = KeyVal("s")
     store.set("a:b", 1)
     backend = caches["keyval"].store("s")
@@ -459,13 +461,7 @@ def test_listing_with_a_key_function_needs_its_reverse(
 def test_listing_with_a_key_function_sees_only_its_version_and_prefix(
     db: None, use_caches: Callable[..., None]
 ) -> None:
-    use_caches(
-        keyval={
-            "BACKEND": KEYVAL_BACKEND,
-            "KEY_FUNCTION": f"{__name__}.dotted_key",
-            "OPTIONS": {"REVERSE_KEY_FUNCTION": f"{__name__}.undotted_key"},
-        }
-    )
+    use_caches(keyval=DOTTED_KEYS)
     store = KeyVal("s")
     store.set("mine", 1)
     backend = caches["keyval"].store("s")

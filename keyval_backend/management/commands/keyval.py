@@ -612,16 +612,14 @@ class Command(BaseCommand):
             raise CommandError(f"{exc}; nothing was loaded", returncode=FAILED) from None
         finally:
             bar.close()
-        details = [f"{result.new} new"]
-        for count, what in (
+        details = _counts(
+            (result.new, "new"),
             (result.replaced, "replaced"),
             (result.kept, "kept (already there; --replace overwrites)"),
             (result.expired, "expired"),
             (result.other_stores, "of other stores"),
-        ):
-            if count:
-                details.append(f"{count} {what}")
-        self.say(f"Loaded {plural(result.written, 'entry', 'entries')}: {', '.join(details)}.")
+        )
+        self.say(f"Loaded {plural(result.written, 'entry', 'entries')}: {details}.")
         if result.bad_lines:
             raise CommandError(f"{plural(result.bad_lines, 'bad line')} skipped", returncode=FAILED)
 
@@ -653,17 +651,13 @@ class Command(BaseCommand):
             raise CommandError(f"{exc}; nothing was imported", returncode=FAILED) from None
         finally:
             bar.close()
-        details = [f"{result.imported} new"]
-        for count, what in (
+        details = _counts(
+            (result.imported, "new"),
             (result.replaced, "replaced"),
             (result.skipped, "skipped (already there; --replace overwrites)"),
-        ):
-            if count:
-                details.append(f"{count} {what}")
-        written = result.imported + result.replaced
-        self.say(
-            f"Imported {plural(written, 'entry', 'entries')} from {table}: {', '.join(details)}."
         )
+        written = result.imported + result.replaced
+        self.say(f"Imported {plural(written, 'entry', 'entries')} from {table}: {details}.")
         if result.bad_rows:
             raise CommandError(f"{plural(result.bad_rows, 'bad row')} skipped", returncode=FAILED)
 
@@ -787,3 +781,9 @@ class _replacing:
             os.replace(self.temporary, self.path)
         else:
             os.unlink(self.temporary)
+
+
+def _counts(first: tuple[int, str], *rest: tuple[int, str]) -> str:
+    """``"3 new, 2 replaced"``: the first count always, the others when not zero."""
+    shown = [first, *(pair for pair in rest if pair[0])]
+    return ", ".join(f"{count} {what}" for count, what in shown)
