@@ -12,7 +12,6 @@ machine's load.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
@@ -21,7 +20,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -155,27 +153,18 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-@contextlib.contextmanager
-def keep_awake(enabled: bool) -> Iterator[None]:
-    """A process spinning at nice 19 while the run lasts, if ``enabled``.
+def start_spinner() -> subprocess.Popen[bytes]:
+    """A process spinning at nice 19, for ``--keep-awake``.
 
     An idle virtual CPU halts, and waking it for a packet costs tens of
     microseconds: a Redis or database round trip on loopback measured 85 µs
     on an idle machine and 31 µs with one core kept busy. Production servers
     are rarely idle; the spinner only takes time no contender wants.
     """
-    if not enabled:
-        yield
-        return
-    spinner = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, "-c", "import os\nos.nice(19)\nwhile True: pass"],
         stdin=subprocess.DEVNULL,
     )
-    try:
-        yield
-    finally:
-        spinner.kill()
-        spinner.wait()
 
 
 def plan(args: argparse.Namespace) -> dict[str, Any]:
@@ -292,8 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     failed = False
     started = time.perf_counter()
-    awake = contextlib.ExitStack()
-    awake.enter_context(keep_awake(args.keep_awake))
+    spinner = start_spinner() if args.keep_awake else None
     try:
         if args.profile:
             setting = args.databases[0] if args.databases else "sqlite-wal"
@@ -381,7 +369,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\nplot written to {args.plot}")
         print(f"\n(total {results['meta']['seconds']:.0f}s)", file=sys.stderr)
     finally:
-        awake.close()
+        if spinner is not None:
+            spinner.kill()
+            spinner.wait()
         if not args.workdir:
             shutil.rmtree(workdir, ignore_errors=True)
     return 1 if failed else 0
