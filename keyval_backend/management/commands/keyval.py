@@ -390,6 +390,19 @@ class Command(BaseCommand):
         )
         return Progress(self.stderr, label, total()) if shown else _NoProgress()
 
+    def skipper(self, bar: Progress) -> Callable[[Exception], None] | None:
+        """With --continue-on-error, what reports each bad entry, line or row
+        that is skipped (clearing the progress bar first); without it, None,
+        so that the first one aborts the whole operation."""
+        if not self.options["continue_on_error"]:
+            return None
+
+        def skip(exc: Exception) -> None:
+            bar.close()
+            self.stderr.write(f"skipped {exc}")
+
+        return skip
+
     def print_value(self, value: Any) -> None:
         """JSON if the value reads back exactly from it, else repr; with
         --raw, strings as they are and bytes as bytes."""
@@ -541,11 +554,7 @@ class Command(BaseCommand):
         to_stdout = output in (None, "-")
         bar = self.progress("dump", lambda: transfer.count_live(database, store), to_stdout)
 
-        def skip(exc: UnreadableValue) -> None:
-            bar.close()
-            self.stderr.write(f"skipped {exc}")
-
-        on_unreadable = skip if self.options["continue_on_error"] else None
+        on_unreadable = self.skipper(bar)
         try:
             if to_stdout:
                 result = transfer.dump(
@@ -593,11 +602,7 @@ class Command(BaseCommand):
     def _load(self, source: Iterable[str | bytes], total: Callable[[], int | None]) -> None:
         bar = self.progress("load", total, False)
 
-        def skip(exc: transfer.BadLine) -> None:
-            bar.close()
-            self.stderr.write(f"skipped {exc}")
-
-        on_bad_line = skip if self.options["continue_on_error"] else None
+        on_bad_line = self.skipper(bar)
         try:
             result = transfer.load(
                 source,
@@ -633,11 +638,7 @@ class Command(BaseCommand):
         database = self.backend.database
         bar = self.progress("import", lambda: None, False)
 
-        def skip(exc: legacy.BadRow) -> None:
-            bar.close()
-            self.stderr.write(f"skipped {exc}")
-
-        on_bad_row = skip if self.options["continue_on_error"] else None
+        on_bad_row = self.skipper(bar)
         try:
             result = legacy.import_table(
                 self.backend,
