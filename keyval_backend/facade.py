@@ -16,6 +16,7 @@ from django.core.cache.backends.base import DEFAULT_TIMEOUT, InvalidCacheBackend
 from django.core.exceptions import ImproperlyConfigured
 
 from .cache import KeyValCache
+from .patterns import glob_escape
 
 CACHE_ALIAS: Final = "keyval"
 _MISSING: Any = object()
@@ -172,7 +173,7 @@ class KeyVal:
 
     def keys(self, prefix: str = "") -> Iterator[str]:
         """The keys, streamed a page at a time (in no particular order)."""
-        return self._store().iter_keys(prefix)
+        return self._store().iter_keys(glob_escape(prefix) + "*")
 
     def items(self, prefix: str = "") -> Iterator[tuple[str, Any]]:
         """``(key, value)`` pairs, streamed as :meth:`keys`."""

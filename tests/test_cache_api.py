@@ -207,8 +207,9 @@ def test_count_iter_keys_iter_items(kv: KeyValCache) -> None:
     assert kv.count() == 3
     assert kv.count(version=2) == 1
     assert sorted(kv.iter_keys()) == ["p:1", "p:2", "q"]
-    assert sorted(kv.iter_keys("p:")) == ["p:1", "p:2"]
-    assert list(kv.iter_keys("p:", version=2)) == ["p:3"]
+    assert sorted(kv.iter_keys("p:*")) == ["p:1", "p:2"]
+    assert list(kv.iter_keys("p:*", version=2)) == ["p:3"]
+    assert list(kv.iter_keys("p:")) == []  # a glob: "p:" matches only the key "p:"
     assert sorted(kv.iter_items("p")) == [("p:1", 1), ("p:2", 2)]
 
 

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from ..codec import INT64_MAX, INT64_MIN, INT_FORMAT
+from ..codec import INT64_MAX, INT64_MIN, INT_FORMAT, STRUCTURE_FORMATS
 from ..db import Cursor
+
+if TYPE_CHECKING:
+    from .structures import StructureSQL
 
 # The columns of an inserted row, in the order of the parameters of a row.
 ROW_COLUMNS = (
@@ -40,6 +43,9 @@ Stored = tuple[str, bytes, int | None]
 # row: enough to put it back exactly as it was.
 Popped = tuple[str, bytes, int | None, float | None, int, float, float, int]
 
+# The formats of rows that own members, as an SQL list.
+_KINDS = "(" + ", ".join(f"'{kind}'" for kind in STRUCTURE_FORMATS) + ")"
+
 # Rows per batch statement, whatever the vendor's parameter limit allows: large
 # enough to amortise a round trip, small enough to keep one statement's memory low.
 MAX_BATCH_ROWS = 1000
@@ -58,6 +64,7 @@ class Dialect:
     def __init__(self, connection: BaseDatabaseWrapper, table: str) -> None:
         qn = connection.ops.quote_name
         self.alias = connection.alias
+        self.vendor = connection.vendor
         self.max_params = connection.features.max_query_params or 65535
         t = self.table = qn(table)
         c = {name: qn(name) for name in (*ROW_COLUMNS, "id", "writes")}
@@ -78,6 +85,16 @@ class Dialect:
         )
         self.has_key_sql = f"SELECT 1 FROM {t} WHERE {self.where_key_live}"
         self.touch_sql = f"UPDATE {t} SET {c['expires']} = %s WHERE {self.where_key_live}"
+        self.persist_sql = (
+            f"UPDATE {t} SET {c['expires']} = NULL WHERE {self.where_key_live} "
+            f"AND {c['expires']} IS NOT NULL"
+        )
+        # A write that only replaces a live plain value (set with xx=True).
+        self.replace_sql = (
+            f"UPDATE {t} SET {c['format']} = %s, {c['value']} = %s, {c['number']} = %s, "
+            f"{c['expires']} = %s, {c['updated']} = %s, {c['writes']} = {c['writes']} + 1 "
+            f"WHERE {self.where_key_live} AND {c['format']} NOT IN {_KINDS}"
+        )
         self.delete_sql = f"DELETE FROM {t} WHERE {self.where_key_live}"
         self.replace_value_sql = (
             f"UPDATE {t} SET {c['format']} = %s, {c['value']} = %s, {c['number']} = %s, "
@@ -114,6 +131,7 @@ class Dialect:
         self.upsert_sql = self.insert_head + self.row_placeholders + self.upsert_clause()
         self.add_sql = self.insert_head + self.row_placeholders + self.add_clause()
         self.incr_sql = self.incr_statement()
+        self.incr_or_create_sql = self.incr_or_create_statement()
         self.popped_columns = (
             f"{stored_columns}, {c['expires']}, {c['id']}, {c['created']}, {c['updated']}, "
             f"{c['writes']}"
@@ -123,12 +141,27 @@ class Dialect:
             f"{c['writes']}) VALUES ({', '.join(['%s'] * (len(ROW_COLUMNS) + 2))})"
             + self.ignore_duplicate_clause()
         )
+        # A hash, set or sorted set is never popped: deleting its row would
+        # take its members with it before the value could be read.
         self.pop_sql = (
-            f"DELETE FROM {t} WHERE {self.where_key_live} RETURNING {self.popped_columns}"
+            f"DELETE FROM {t} WHERE {self.where_key_live} AND {c['format']} NOT IN {_KINDS} "
+            f"RETURNING {self.popped_columns}"
         )
         self.purge_sql = self.purge_statement()
         self.cull_sql = self.cull_statement()
         self._in_list = lru_cache(maxsize=64)(self._in_list_uncached)
+        self._structures: StructureSQL | None = None
+
+    @property
+    def structures(self) -> StructureSQL:
+        """The statements of hashes, sets, sorted sets and locks."""
+        if self._structures is None:
+            from django.db import connections
+
+            from .structures import StructureSQL
+
+            self._structures = StructureSQL(self, connections[self.alias])
+        return self._structures
 
     # -- statement texts a vendor may override ------------------------------
 
@@ -180,6 +213,26 @@ class Dialect:
             f"RETURNING {c['number']}"
         )
 
+    def incr_or_create_statement(self) -> str | None:
+        """Add to a native integer, or create it at the amount where the key
+        is absent or expired (django-redis's ``ignore_key_check``), keeping a
+        live key's expiry; returns the new value. None: the vendor has none."""
+        c, t = self.c, self.table
+        expired = f"{t}.{c['expires']} <= excluded.{c['updated']}"
+        return (
+            self.insert_head + self.row_placeholders
+            + f" ON CONFLICT ({c['store_hash']}, {c['key_hash']}) DO UPDATE SET "
+            f"{c['number']} = CASE WHEN {expired} THEN excluded.{c['number']} "
+            f"ELSE {t}.{c['number']} + excluded.{c['number']} END, "
+            f"{c['expires']} = CASE WHEN {expired} THEN NULL ELSE {t}.{c['expires']} END, "
+            f"{c['created']} = CASE WHEN {expired} THEN excluded.{c['created']} "
+            f"ELSE {t}.{c['created']} END, "
+            f"{c['format']} = excluded.{c['format']}, {c['value']} = excluded.{c['value']}, "
+            f"{c['updated']} = excluded.{c['updated']}, {c['writes']} = {t}.{c['writes']} + 1 "
+            f"WHERE {expired} OR ({t}.{c['format']} = '{INT_FORMAT}' "
+            f"AND {t}.{c['number']} BETWEEN %s AND %s) RETURNING {c['number']}"
+        )  # fmt: skip
+
     def purge_statement(self) -> str:
         """Delete at most N expired rows of any store."""
         c, t = self.c, self.table
@@ -220,6 +273,15 @@ class Dialect:
         cursor.execute(self.incr_sql, (delta, now, store_hash, key_hash, now, low, high))
         row = cursor.fetchone()
         return None if row is None else int(row[0])
+
+    def incr_or_create(self, cursor: Cursor, row: Row, delta: int) -> int | None:
+        """The new value, or None when a live value is not a native integer,
+        the sum would leave 64 bits, or the vendor has no such statement."""
+        if self.incr_or_create_sql is None:
+            return None
+        cursor.execute(self.incr_or_create_sql, (*row, *incr_bounds(delta)))
+        found = cursor.fetchone()
+        return None if found is None else int(found[0])
 
     def pop(self, cursor: Cursor, store_hash: str, key_hash: str, now: float) -> Popped | None:
         """Delete a live row and return what it held, in one statement."""

@@ -19,7 +19,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 
 from ..codec import INT_FORMAT
 from ..db import Cursor
-from .base import Dialect, Popped, Row, incr_bounds
+from .base import _KINDS, Dialect, Popped, Row, incr_bounds
 
 
 def _signed(value: int) -> int:
@@ -84,6 +84,11 @@ class MySQLDialect(Dialect):
             f"AND {c['number']} BETWEEN %s AND %s"
         )
 
+    def incr_or_create_statement(self) -> str | None:
+        # ON DUPLICATE KEY UPDATE has no WHERE to refuse a non-integer: the
+        # backend adds or increments in two atomic steps instead.
+        return None
+
     def purge_statement(self) -> str:
         c = self.c
         return f"DELETE FROM {self.table} WHERE {c['expires']} <= %s LIMIT %s"
@@ -123,7 +128,7 @@ class MySQLDialect(Dialect):
         with transaction.atomic(using=self.alias):
             cursor.execute(
                 f"SELECT {self.popped_columns} FROM {self.table} "
-                f"WHERE {self.where_key_live} FOR UPDATE",
+                f"WHERE {self.where_key_live} AND {self.c['format']} NOT IN {_KINDS} FOR UPDATE",
                 (store_hash, key_hash, now),
             )
             row = cursor.fetchone()

@@ -36,6 +36,7 @@ from django.db import Error as DatabaseError
 from django.db import connections
 
 from ... import __version__, legacy, transfer
+from ...patterns import glob_escape
 from ... import resign as resigning
 from ...cache import KeyValCache
 from ...exceptions import UnreadableValue
@@ -471,7 +472,7 @@ class Command(BaseCommand):
 
     def do_ttl(self) -> None:
         try:
-            left = self.view.ttl(self.options["key"])
+            left = self.view.expires_in(self.options["key"])
         except KeyError:
             raise self.missing() from None
         self.emit("null" if left is None else format_value(round(left, 3)))
@@ -486,7 +487,7 @@ class Command(BaseCommand):
         )
 
     def do_persist(self) -> None:
-        if not self.view.persist(self.options["key"]):
+        if not self.view.touch(self.options["key"], None):
             raise self.missing()
         self.say(f"Key {self.options['key']!r} of store {self.store_name!r} never expires now.")
 
@@ -496,7 +497,7 @@ class Command(BaseCommand):
         if self.options["values"]:
             pairs = self.view.iter_items(prefix)
         else:
-            pairs = ((key, None) for key in self.view.iter_keys(prefix))
+            pairs = ((key, None) for key in self.view.iter_keys(glob_escape(prefix) + "*"))
         # The count is of every key of the store: a total only without --prefix.
         bar = self.progress("list", lambda: None if prefix else self.view.count(), True)
         try:
