@@ -341,10 +341,11 @@ class KeyValCache(
         version: int | None = None,
         nx: bool = False,
         xx: bool = False,
-    ) -> bool | None:
-        """Store ``value``. With django-redis's ``nx`` (only if the key is
-        absent, as :meth:`add`) or ``xx`` (only if it holds a value), return
-        whether it was written; a plain set returns None, as Django's do."""
+    ) -> bool:
+        """Store ``value``; True if it was written (django-redis's result).
+        ``nx``: only if the key is absent (:meth:`add`); ``xx``: only if it
+        exists. A key that held a hash, set or sorted set holds the value
+        instead, as in Redis."""
         if nx and xx:
             raise ValueError("set allows either nx or xx, not both")
         if nx:
@@ -352,7 +353,7 @@ class KeyValCache(
         if xx:
             return self._replace(key, value, timeout, version)
         self._write(self.make_and_validate_key(key, version), value, timeout, "upsert")
-        return None
+        return True
 
     def _replace(self, key: Any, value: Any, timeout: Any, version: int | None) -> bool:
         dialect = self._get_dialect()
@@ -693,7 +694,7 @@ class KeyValCache(
         version: int | None = None,
         nx: bool = False,
         xx: bool = False,
-    ) -> bool | None:
+    ) -> bool:
         return await sync_to_async(self.set, thread_sensitive=True)(
             key, value, timeout, version, nx, xx
         )
@@ -768,12 +769,14 @@ class KeyValCache(
         ``prefix`` (and fully match ``match``), a page at a time."""
         low, high, unmake = self._key_range(prefix, version, key_prefix)
         dialect = self._get_dialect()
-        sql = dialect.page_sql if values else dialect.page_keys_sql
         size = page_size or PAGE_SIZE
-        after = ""
+        after = None
         while True:
+            query = dialect.page_query(
+                values, self._store_hash, after, time.time(), low, high, size
+            )
             with db.cursor(dialect.alias) as cursor:
-                cursor.execute(sql, (self._store_hash, after, time.time(), low, high, size))
+                cursor.execute(*query)
                 rows = cursor.fetchall()
             for row in rows:
                 key = unmake(decode_name(row[1]))
@@ -782,7 +785,7 @@ class KeyValCache(
                     yield key, row[0], value
             if len(rows) < size:
                 return
-            after = rows[-1][0]
+            after = dialect.page_after(rows[-1])
 
     def iter_items(self, prefix: str = "", version: int | None = None) -> Iterator[tuple[str, Any]]:
         """``(key, value)`` pairs of the live keys of this store (of this

@@ -6,6 +6,10 @@ gets a table made by hand, because its foreign key to the entry table must be
 Python, and the cache's raw ``DELETE`` statements never pass through it),
 which Django 5.2 cannot declare. Creating a new table is safe on a populated
 entry table: no existing row is touched.
+
+A trigger drops the members of a structure whose row is overwritten by a plain
+value (``set`` over a hash, or over an expired set revived as a value), so that
+no statement of the cache's hot path has to check what a row held before.
 """
 
 from django.db import migrations, models
@@ -67,8 +71,48 @@ def create_member_table(apps, schema_editor):
     )
 
 
+    for statement in _retype_trigger(connection.vendor, qn):
+        schema_editor.execute(statement)
+
+
+TRIGGER = "keyval_member_drop_on_retype"
+_KINDS = "('hash', 'set', 'zset')"
+
+
+def _retype_trigger(vendor, qn):
+    """The statements that make the trigger: when a row that held a
+    structure is updated to hold something else, its members go."""
+    entry, member = qn("keyval_backend_entry"), qn(TABLE)
+    fmt, entry_id = qn("format"), qn("entry_id")
+    if vendor == "sqlite":
+        return [
+            f"CREATE TRIGGER {qn(TRIGGER)} AFTER UPDATE OF {fmt} ON {entry} FOR EACH ROW "
+            f"WHEN OLD.{fmt} IN {_KINDS} AND NEW.{fmt} IS NOT OLD.{fmt} "
+            f"BEGIN DELETE FROM {member} WHERE {entry_id} = OLD.{qn('id')}; END"
+        ]
+    if vendor == "postgresql":
+        return [
+            f"CREATE FUNCTION {qn(TRIGGER)}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            f"DELETE FROM {member} WHERE {entry_id} = OLD.{qn('id')}; RETURN NULL; END $$",
+            f"CREATE TRIGGER {qn(TRIGGER)} AFTER UPDATE OF {fmt} ON {entry} FOR EACH ROW "
+            f"WHEN (OLD.{fmt} IN {_KINDS} AND NEW.{fmt} IS DISTINCT FROM OLD.{fmt}) "
+            f"EXECUTE FUNCTION {qn(TRIGGER)}()",
+        ]
+    # MariaDB/MySQL: no trigger, since any trigger on the table stops UPDATE
+    # from reporting LAST_INSERT_ID, which its statements answer through; the
+    # upsert there drops the members itself (sql/mysql.py).
+    return []
+
+
 def drop_member_table(apps, schema_editor):
-    schema_editor.execute(f"DROP TABLE {schema_editor.quote_name(TABLE)}")
+    qn = schema_editor.quote_name
+    vendor = schema_editor.connection.vendor
+    if vendor == "postgresql":
+        schema_editor.execute(f"DROP TRIGGER {qn(TRIGGER)} ON {qn('keyval_backend_entry')}")
+        schema_editor.execute(f"DROP FUNCTION {qn(TRIGGER)}()")
+    elif vendor == "sqlite":
+        schema_editor.execute(f"DROP TRIGGER {qn(TRIGGER)}")
+    schema_editor.execute(f"DROP TABLE {qn(TABLE)}")
 
 
 class Migration(migrations.Migration):

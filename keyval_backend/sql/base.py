@@ -46,6 +46,9 @@ Popped = tuple[str, bytes, int | None, float | None, int, float, float, int]
 # The formats of rows that own members, as an SQL list.
 _KINDS = "(" + ", ".join(f"'{kind}'" for kind in STRUCTURE_FORMATS) + ")"
 
+# Bytes of a key's head that the key index holds (migration 0003).
+HEAD_BYTES = 255
+
 # Rows per batch statement, whatever the vendor's parameter limit allows: large
 # enough to amortise a round trip, small enough to keep one statement's memory low.
 MAX_BATCH_ROWS = 1000
@@ -89,11 +92,11 @@ class Dialect:
             f"UPDATE {t} SET {c['expires']} = NULL WHERE {self.where_key_live} "
             f"AND {c['expires']} IS NOT NULL"
         )
-        # A write that only replaces a live plain value (set with xx=True).
+        # A write only over a live key (set with xx=True).
         self.replace_sql = (
             f"UPDATE {t} SET {c['format']} = %s, {c['value']} = %s, {c['number']} = %s, "
             f"{c['expires']} = %s, {c['updated']} = %s, {c['writes']} = {c['writes']} + 1 "
-            f"WHERE {self.where_key_live} AND {c['format']} NOT IN {_KINDS}"
+            f"WHERE {self.where_key_live}"
         )
         self.delete_sql = f"DELETE FROM {t} WHERE {self.where_key_live}"
         self.replace_value_sql = (
@@ -116,17 +119,30 @@ class Dialect:
         self.purge_store_sql = (
             f"DELETE FROM {t} WHERE {c['store_hash']} = %s AND {c['expires']} <= %s"
         )
-        # Keyset pagination on the unique (store_hash, key_hash) index: every
-        # page is an index range scan, and no cursor stays open between pages.
-        page_where = (
-            f"FROM {t} WHERE {c['store_hash']} = %s AND {c['key_hash']} > %s AND {self.live} "
-            f"AND {in_range} ORDER BY {c['key_hash']} LIMIT %s"
-        )
+        # Keyset pagination, no cursor open between pages. Where the vendor
+        # indexes the head of the key (migration 0003), pages follow
+        # (store_hash, head, key_hash): a prefix is a range of that index, so
+        # listing "user:*" reads only the keys that start with "user:".
+        # Otherwise they follow the unique (store_hash, key_hash) index.
+        head = self.head = self.key_head()
+        if head is None:
+            page_where = (
+                f"FROM {t} WHERE {c['store_hash']} = %s AND {c['key_hash']} > %s AND {self.live} "
+                f"AND {in_range} ORDER BY {c['key_hash']} LIMIT %s"
+            )
+            tail = ""
+        else:
+            page_where = (
+                f"FROM {t} WHERE {c['store_hash']} = %s AND ({head}, {c['key_hash']}) > (%s, %s) "
+                f"AND {self.live} AND {in_range} AND {head} >= %s AND {head} <= %s "
+                f"ORDER BY {head}, {c['key_hash']} LIMIT %s"
+            )
+            tail = f", {head}"
         self.page_sql = (
-            f"SELECT {c['key_hash']}, {c['key']}, {c['format']}, {c['value']}, {c['number']} "
-            + page_where
+            f"SELECT {c['key_hash']}, {c['key']}, {c['format']}, {c['value']}, {c['number']}"
+            f"{tail} " + page_where
         )
-        self.page_keys_sql = f"SELECT {c['key_hash']}, {c['key']} " + page_where
+        self.page_keys_sql = f"SELECT {c['key_hash']}, {c['key']}{tail} " + page_where
         self.set_many_sql_clause = self.set_many_clause()
         self.upsert_sql = self.insert_head + self.row_placeholders + self.upsert_clause()
         self.add_sql = self.insert_head + self.row_placeholders + self.add_clause()
@@ -164,6 +180,11 @@ class Dialect:
         return self._structures
 
     # -- statement texts a vendor may override ------------------------------
+
+    def key_head(self) -> str | None:
+        """The indexed expression of a key's first HEAD_BYTES bytes, or None
+        where the vendor indexes the key itself (MariaDB's prefix index)."""
+        return f"substr({self.c['key']}, 1, {HEAD_BYTES})"
 
     def upsert_clause(self) -> str:
         """``ON CONFLICT`` clause of a set: overwrite, and return ``writes``,
@@ -251,6 +272,31 @@ class Dialect:
             f"DELETE FROM {t} WHERE {c['id']} IN (SELECT {c['id']} FROM {t} "
             f"WHERE {c['store_hash']} = %s ORDER BY {c['updated']}, {c['id']} LIMIT %s)"
         )
+
+    # -- pages of keys ---------------------------------------------------------
+
+    def page_query(
+        self,
+        values: bool,
+        store_hash: str,
+        after: Any,
+        now: float,
+        low: bytes,
+        high: bytes,
+        size: int,
+    ) -> tuple[str, tuple[Any, ...]]:
+        """The statement of the page of keys in ``[low, high)`` after the row
+        that :meth:`page_after` made ``after`` (None: the first page)."""
+        sql = self.page_sql if values else self.page_keys_sql
+        if self.head is None:
+            return sql, (store_hash, after or "", now, low, high, size)
+        after_head, after_hash = after or (b"", "")
+        head_low, head_high = low[:HEAD_BYTES], high[:HEAD_BYTES]
+        return sql, (store_hash, after_head, after_hash, now, low, high, head_low, head_high, size)
+
+    def page_after(self, row: Sequence[Any]) -> Any:
+        """Where the page after ``row`` starts."""
+        return row[0] if self.head is None else (bytes(row[-1]), row[0])
 
     # -- vendor-only steps ----------------------------------------------------
 

@@ -16,6 +16,8 @@ there with one clear error.
 
 from __future__ import annotations
 
+import math
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -93,6 +95,9 @@ class StructureSQL:
         )
         self.joined = joined
         self.clock = _CLOCK[dialect.vendor]
+        # MariaDB's DOUBLE has no infinities: they are stored as the largest
+        # finite doubles, which no finite score can pass.
+        self.finite_scores = self.mysql
 
         # -- the structure's own row ------------------------------------------
         self.kind_sql = f"SELECT {c['id']}, {c['format']} FROM {e} WHERE {dialect.where_key_live}"
@@ -113,6 +118,10 @@ class StructureSQL:
             f"(SELECT 1 FROM {m} WHERE {mc['entry_id']} = %s)"
         )
         self.drop_key_sql = f"DELETE FROM {e} WHERE {c['store_hash']} = %s AND {c['key_hash']} = %s"
+        self.drop_members_sql = (
+            f"DELETE FROM {m} WHERE {mc['entry_id']} = (SELECT {c['id']} FROM {e} "
+            f"WHERE {c['store_hash']} = %s AND {c['key_hash']} = %s)"
+        )
 
         # -- member reads (params: store_hash, key_hash, kind, now, ...) -------
         self.count_sql = f"SELECT COUNT(*) {joined}"
@@ -180,7 +189,9 @@ class StructureSQL:
             self.keep_existing = f" ON DUPLICATE KEY UPDATE {mc['writes']} = {m}.{mc['writes']} + 1"
         else:
             self.on_conflict = f" ON CONFLICT {conflict} DO UPDATE SET "
-            self.keep_existing = f" ON CONFLICT {conflict} DO NOTHING"
+            # Not DO NOTHING: a row comes back for every member, so an empty
+            # result always means the structure was not there.
+            self.keep_existing = f"{self.on_conflict}{mc['writes']} = {m}.{mc['writes']} + 1"
         writes = f"{mc['writes']} = {mine('writes')} + 1"
         self.set_value = (
             self.on_conflict
@@ -349,13 +360,30 @@ class StructureSQL:
         value and whether it is exclusive); ``qualified`` for a joined read."""
         score = f"{self.member_table}.{self.mc['score']}" if qualified else self.mc["score"]
         parts, params = [], []
-        if low[0] != float("-inf"):
+        # An inclusive infinite bound is no bound; an exclusive one leaves out
+        # the members whose score is that infinity.
+        if low[0] != -math.inf or low[1]:
             parts.append(f"{score} {'>' if low[1] else '>='} %s")
-            params.append(low[0])
-        if high[0] != float("inf"):
+            params.append(score_in(self.finite_scores, low[0]))
+        if high[0] != math.inf or high[1]:
             parts.append(f"{score} {'<' if high[1] else '<='} %s")
-            params.append(high[0])
+            params.append(score_in(self.finite_scores, high[0]))
         return (" AND ".join(parts) or "1 = 1"), params
+
+
+def score_in(finite: bool, score: float) -> float:
+    """A score as the database stores it."""
+    if finite and math.isinf(score):
+        return math.copysign(sys.float_info.max, score)
+    return score
+
+
+def score_out(finite: bool, score: float) -> float:
+    """A stored score as Redis gives it."""
+    score = float(score)
+    if finite and abs(score) == sys.float_info.max:
+        return math.copysign(math.inf, score)
+    return score
 
 
 def int_guard(delta: int) -> tuple[int, int]:

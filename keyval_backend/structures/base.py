@@ -8,8 +8,8 @@ this base class names the part of the core they use.
 
 from __future__ import annotations
 
-import time
 import re
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import wraps
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -205,6 +205,9 @@ class StructureCommands(BaseCache):
         made_key = self.make_and_validate_key(key, version)
         key_bytes, key_hash = self._identify(made_key)
         text = sql.write_members(len(members), clause)
+        # True once the structure is known to exist before a run: an empty
+        # result is then the answer (a guard refused the write).
+        known = False
         for _ in range(WRITE_ATTEMPTS):
             params = [*flatten(members), self._store_hash, key_hash, kind, time.time()]
             params.extend(clause_params)
@@ -220,26 +223,32 @@ class StructureCommands(BaseCache):
             except IntegrityError:
                 # The structure was deleted between the SELECT and the foreign
                 # key check: make it again.
-                rows = []
-            if rows:
+                rows, known = [], False
+            if rows or known:
                 return rows
-            _, created = self._ensure(key_bytes, key_hash, kind)
-            if not created:
-                return rows  # it was there: nothing needed writing
+            if self._check_kind(key_hash, kind) is None:
+                self._ensure(key_bytes, key_hash, kind)
+            known = True
         raise WrongTypeError(f"{kind} {key!r} kept disappearing while being written")
 
     def _delete_members(
         self, key: Any, version: int | None, kind: str, hashes: Iterable[str]
     ) -> int:
         """Delete members by hash; drop the structure if it is left empty."""
-        sql, alias = self._structures()
+        sql, _ = self._structures()
         key_hash, where = self._where(key, version, kind)
         members = list(hashes)
         text = sql.delete_in + sql.placeholders(len(members))
+        return self._remove(key_hash, kind, text, [*where, *members])
+
+    def _remove(self, key_hash: str, kind: str, text: str, params: Sequence[Any]) -> int:
+        """Run a statement that deletes members; return how many it deleted.
+        A structure left empty goes; nothing deleted is checked for WRONGTYPE."""
+        _, alias = self._structures()
 
         def attempt() -> int:
             with db.cursor(alias) as cursor:
-                cursor.execute(text, [*where, *members])
+                cursor.execute(text, params)
                 return int(cursor.rowcount)
 
         deleted = db.retry_on_deadlock(alias, attempt)

@@ -5,11 +5,9 @@ matched against the key as the user wrote it, in one version and key prefix.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 from .. import db
-from ..identity import decode_name
 from ..patterns import compile_glob
 from .base import StructureCommands, async_twins
 
@@ -31,6 +29,14 @@ class KeyCommands(StructureCommands):
 
     def keys(self, search: str = "*", version: int | None = None) -> list[str]:
         return list(self.iter_keys(search, version=version))
+
+    async def aiter_keys(
+        self, search: str = "*", itersize: int | None = None, version: int | None = None
+    ) -> AsyncIterator[str]:
+        """Async :meth:`iter_keys` (the keys are read before the first one
+        is yielded)."""
+        for key in await self.akeys(search, version):  # type: ignore[attr-defined]
+            yield key
 
     def delete_pattern(
         self,

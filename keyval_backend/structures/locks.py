@@ -30,6 +30,14 @@ from .base import StructureCommands
 LOCK = "lock"
 
 
+class _Holding(threading.local):
+    """The owner's token, one per thread (redis-py's ``thread_local``): a
+    thread that did not acquire the lock sees it not held."""
+
+    token: bytes | None = None
+    fencing_token: int | None = None
+
+
 class Lock:
     """A lock named by a key of the store; see :meth:`LockCommands.lock`."""
 
@@ -66,7 +74,7 @@ class Lock:
         self.blocking = blocking
         self.blocking_timeout = blocking_timeout
         self.thread_local = bool(thread_local)
-        self.local: Any = threading.local() if self.thread_local else SimpleNamespace()
+        self.local: Any = _Holding() if self.thread_local else SimpleNamespace()
         self.local.token = None
         self.local.fencing_token = None
 

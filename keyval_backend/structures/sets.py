@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from django.db import transaction
@@ -232,6 +232,14 @@ class SetCommands(StructureCommands):
             member = self._decode_member(row)
             if regex is None or (isinstance(member, str) and regex.fullmatch(member)):
                 yield member
+
+    async def asscan_iter(
+        self, key: Any, match: str | None = None, count: int | None = 10, version: int | None = None
+    ) -> AsyncIterator[Any]:
+        """Async :meth:`sscan_iter` (the members are read before the first
+        one is yielded)."""
+        for member in await self.asscan(key, match, count, version):  # type: ignore[attr-defined]
+            yield member
 
     def sscan(
         self, key: Any, match: str | None = None, count: int | None = 10, version: int | None = None

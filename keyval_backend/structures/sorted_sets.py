@@ -15,6 +15,7 @@ from typing import Any
 from django.db import transaction
 
 from .. import db
+from ..sql.structures import score_in, score_out
 from .base import StructureCommands, async_twins
 
 ZSET = "zset"
@@ -56,7 +57,7 @@ class SortedSetCommands(StructureCommands):
             raise ValueError("Only one of 'nx', 'lt', or 'gt' may be defined.")
         scores = {}
         for member, score in mapping.items():
-            row = self._member_row(member, _score(score))
+            row = self._member_row(member, self._score_in(_score(score)))
             scores[row[0]] = row
         rows = list(scores.values())
         sql, _ = self._structures()
@@ -82,14 +83,16 @@ class SortedSetCommands(StructureCommands):
             text += " FOR UPDATE"
         with transaction.atomic(using=alias):
             current = {
-                row[0]: row[7]
+                row[0]: self._score_out(row[7])
                 for row in self._read(key_hash, ZSET, text, [*where, *[r[0] for r in rows]])
             }
             writes, added, changed = [], 0, 0
             result, applied = None, False
             for row in rows:
                 old = current.get(row[0])
-                new = row[7] + old if incr and old is not None else row[7]
+                new = self._score_out(row[7])
+                if incr and old is not None:
+                    new += old
                 if old is None:
                     if xx:
                         continue
@@ -102,7 +105,7 @@ class SortedSetCommands(StructureCommands):
                 else:
                     changed += 1
                 result, applied = new, True
-                writes.append((*row[:7], new))
+                writes.append((*row[:7], self._score_in(new)))
             if writes:
                 self._write_members(key, version, ZSET, writes, sql.set_score)
         if incr:
@@ -113,9 +116,9 @@ class SortedSetCommands(StructureCommands):
         """Add ``amount`` to the member's score (a new member starts at 0), in
         one statement; return the new score."""
         sql, _ = self._structures()
-        row = self._member_row(value, _score(amount))
+        row = self._member_row(value, self._score_in(_score(amount)))
         written = self._write_members(key, version, ZSET, [row], sql.add_score)
-        return float(written[0][3])
+        return self._score_out(written[0][3])
 
     def zrem(self, key: Any, *values: Any, version: int | None = None) -> int:
         if not values:
@@ -128,7 +131,7 @@ class SortedSetCommands(StructureCommands):
         sql, _ = self._structures()
         key_hash, where = self._where(key, version, ZSET)
         rows = self._read(key_hash, ZSET, sql.member_sql, [*where, self._member_hash(value)])
-        return float(rows[0][6]) if rows else None
+        return self._score_out(rows[0][6]) if rows else None
 
     def zcard(self, key: Any, version: int | None = None) -> int:
         return self._count(key, version, ZSET)
@@ -145,6 +148,12 @@ class SortedSetCommands(StructureCommands):
         if not count:
             self._check_kind(key_hash, ZSET)
         return count
+
+    def _score_in(self, score: float) -> float:
+        return score_in(self._structures()[0].finite_scores, score)
+
+    def _score_out(self, score: float) -> float:
+        return score_out(self._structures()[0].finite_scores, score)
 
     # -- ranges ---------------------------------------------------------------------
 
@@ -232,7 +241,7 @@ class SortedSetCommands(StructureCommands):
 
     def _ranked(self, rows: list[Any], withscores: bool, cast: Callable[[float], Any]) -> list[Any]:
         if withscores:
-            return [(self._decode_member(row), cast(row[6])) for row in rows]
+            return [(self._decode_member(row), cast(self._score_out(row[6]))) for row in rows]
         return [self._decode_member(row) for row in rows]
 
     def zrank(
@@ -254,7 +263,7 @@ class SortedSetCommands(StructureCommands):
         if not rows:
             return None
         score, rank = rows[0]
-        return [int(rank), float(score)] if withscore else int(rank)
+        return [int(rank), self._score_out(score)] if withscore else int(rank)
 
     # -- removals ---------------------------------------------------------------
 
@@ -286,28 +295,18 @@ class SortedSetCommands(StructureCommands):
         else:
             self._check_kind(key_hash, ZSET)
         rows.sort(key=lambda row: (row[6], bytes(row[1])), reverse=desc)
-        popped = [(self._decode_member(row), float(row[6])) for row in rows]
+        popped = [(self._decode_member(row), self._score_out(row[6])) for row in rows]
         if count is None:
             return popped[0] if popped else None
         return popped
 
     def zremrangebyscore(self, key: Any, min: Any, max: Any, version: int | None = None) -> int:
-        sql, alias = self._structures()
+        sql, _ = self._structures()
         bounds, params = sql.score_bounds(_bound(min), _bound(max), qualified=False)
         key_hash, where = self._where(key, version, ZSET)
-        text = sql.delete_scores_sql.format(bounds=bounds)
-
-        def attempt() -> int:
-            with db.cursor(alias) as cursor:
-                cursor.execute(text, [*where, *params])
-                return int(cursor.rowcount)
-
-        deleted = db.retry_on_deadlock(alias, attempt)
-        if deleted:
-            self._drop_if_empty(key_hash, ZSET)
-        else:
-            self._check_kind(key_hash, ZSET)
-        return deleted
+        return self._remove(
+            key_hash, ZSET, sql.delete_scores_sql.format(bounds=bounds), [*where, *params]
+        )
 
 
 def _score(value: Any) -> float:

@@ -36,10 +36,10 @@ from django.db import Error as DatabaseError
 from django.db import connections
 
 from ... import __version__, legacy, transfer
-from ...patterns import glob_escape
 from ... import resign as resigning
 from ...cache import KeyValCache
 from ...exceptions import UnreadableValue
+from ...patterns import glob_escape
 from ...serializers import BaseSerializer, load_serializer
 
 MISSING = 1
