@@ -26,10 +26,12 @@ class UnknownFormat(UnreadableValue):
     unknown tag, or ``pickle`` on a cache configured not to unpickle)."""
 
 
-class WrongTypeError(KeyValError, TypeError):
+class WrongTypeError(UnreadableValue, TypeError):
     """A key was used as a kind of value it does not hold: ``get`` of a hash,
     ``hset`` on a plain value, ``sadd`` on a sorted set (Redis's WRONGTYPE).
-    Nothing is changed."""
+    Nothing is changed. A hash, set, sorted set or lock read as a plain value
+    is unreadable as one, so the admin, ``dump`` and the command report it as
+    they report any unreadable row."""
 
 
 class LockError(KeyValError):
