@@ -354,7 +354,7 @@ class CacheMachine(TimedMachine):
         if upsert:
             assert cache.upsert(key, value, timeout, version=version) is new
         else:
-            assert cache.set(key, value, timeout, version=version) is None
+            assert cache.set(key, value, timeout, version=version) is True
 
     @rule(data=st.data(), value=VALUES, timeout=TIMEOUTS)
     def add(self, data: st.DataObject, value: Any, timeout: Any) -> None:
