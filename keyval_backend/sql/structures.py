@@ -27,6 +27,7 @@ from ..codec import INT64_MAX, INT64_MIN, INT_FORMAT
 from .base import ROW_COLUMNS, Dialect
 
 MEMBER_TABLE = "keyval_backend_member"
+ENTRY_TABLE = "keyval_backend_entry"
 # The columns a member write fills, in the order of a member's parameters
 # (after the entry id, which comes from the structure's row).
 MEMBER_COLUMNS = (
@@ -308,6 +309,17 @@ class StructureSQL:
             f"AND {c['expires']} IS NOT NULL",
             True: f"UPDATE {e} SET {c['expires']} = {now} + %s WHERE {owner}",
         }
+        # PostgreSQL draws a row's id when the INSERT starts, before it waits
+        # on a transaction that holds the key; a holding that began and ended
+        # in that transaction may have drawn a larger one. The winner's id is
+        # drawn again once it holds the lock, so its fencing token is larger
+        # than every earlier holder's.
+        self.lock_refence_sql = (
+            f"UPDATE {e} SET {c['id']} = nextval(pg_get_serial_sequence('{ENTRY_TABLE}', 'id')) "
+            f"WHERE {c['id']} = %s RETURNING {c['id']}"
+            if self.pg
+            else None
+        )
         self.lock_holder_sql = (
             f"SELECT {c['value']}, {c['format']} FROM {e} WHERE {where_lock} AND {lock_live}"
         )
