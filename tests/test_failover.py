@@ -17,6 +17,7 @@ shutdown checkpoint): a crash of the server, not of the machine.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -132,10 +133,8 @@ def pair() -> Iterator[tuple[Server, Server]]:
     finally:
         for server in (primary, standby):
             if (server.datadir / "postmaster.pid").exists():
-                try:
+                with contextlib.suppress(subprocess.CalledProcessError):
                     server.ctl("-m", "immediate", "stop")
-                except subprocess.CalledProcessError:
-                    pass
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -201,7 +200,9 @@ def test_failover_loses_no_acknowledged_write(pair: tuple[Server, Server]) -> No
         standby.ctl("promote")
         promoted = time.monotonic()
         wait_until(
-            lambda: all(len(w.acked) >= n + WRITES_AFTER for w, n in zip(writers, before)),
+            lambda: all(
+                len(w.acked) >= n + WRITES_AFTER for w, n in zip(writers, before, strict=True)
+            ),
             "writes on the promoted standby",
         )
         stop_file.touch()
