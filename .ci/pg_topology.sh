@@ -175,5 +175,6 @@ EOF
 }
 
 drop_pg_database() { # name
-    pg_sql "$PG_PORT" "DROP DATABASE IF EXISTS \"$1\" WITH (FORCE)" >/dev/null
+    PGOPTIONS="-c client_min_messages=warning" \
+        pg_sql "$PG_PORT" "DROP DATABASE IF EXISTS \"$1\" WITH (FORCE)" >/dev/null
 }

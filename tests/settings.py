@@ -19,6 +19,7 @@ KEYVAL_TEST_DB = os.environ.get("KEYVAL_TEST_DB", "sqlite")
 KEYVAL_TEST_SERIALIZER = os.environ.get("KEYVAL_TEST_SERIALIZER", "pickle")
 RUN = os.environ.get("KEYVAL_TEST_RUN", f"py{sys.version_info.major}{sys.version_info.minor}")
 
+DATABASES: dict[str, dict[str, Any]]
 if KEYVAL_TEST_DB == "sqlite":
     _path = os.path.join(tempfile.gettempdir(), f"keyval_test_{RUN}_{os.getpid()}.sqlite3")
     DATABASES = {
