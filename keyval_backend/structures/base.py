@@ -62,6 +62,7 @@ class StructureCommands(BaseCache):
             match: re.Pattern[str] | None = None,
             key_prefix: str | None = None,
             page_size: int | None = None,
+            stale_ok: bool = True,
         ) -> Iterator[tuple[str, str, Any]]: ...
 
     def _structures(self) -> tuple[StructureSQL, str]:
