@@ -7,6 +7,8 @@ of the cache API never go through the ORM but through the SQL in
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from django.db import models
 
 from .identity import printable
@@ -62,7 +64,19 @@ class Entry(models.Model):
         return bytes(self.key).decode("utf-8", "surrogatepass")
 
 
-# django-keyval 0.1.x users import the facade from here.
-from .facade import KeyVal  # noqa: E402
-
 __all__ = ["Entry", "KeyVal"]
+
+if TYPE_CHECKING:
+    from .facade import KeyVal
+
+
+def __getattr__(name: str) -> Any:
+    # django-keyval 0.1.x users import the facade from here. Served on first
+    # use rather than imported above: the facade imports the cache, which
+    # imports this module, and Django imports this module while the app
+    # registry is still loading.
+    if name == "KeyVal":
+        from .facade import KeyVal
+
+        return KeyVal
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
