@@ -8,6 +8,7 @@ SQLite file under ``KEYVAL_TEST_DB=sqlite``, the test database by URL under
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import os
@@ -333,10 +334,17 @@ def keyval(home: Path, transactional_db: None) -> Callable[..., subprocess.Compl
 
 
 def standalone(
-    home: Path, *args: str, input: str | None = None, script: bool = False, **env: str
+    home: Path,
+    *args: str,
+    input: str | None = None,
+    script: bool = False,
+    code: str | None = None,
+    **env: str,
 ) -> subprocess.CompletedProcess[str]:
+    """The stand-alone command: ``python -m keyval_backend``, the ``keyval``
+    script, or ``python -c CODE`` that runs it."""
     program = [str(Path(sys.executable).with_name("keyval"))] if script else [
-        sys.executable, "-m", "keyval_backend"
+        sys.executable, *(["-c", code] if code else ["-m", "keyval_backend"])
     ]  # fmt: skip
     environment = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("KEYVAL_", "DJANGO_"))},
@@ -518,12 +526,49 @@ def test_standalone_concurrent_writers(home: Path) -> None:
     assert result.stdout == "400 401\n"
 
 
-def test_standalone_unreachable_servers(home: Path) -> None:
-    for url in ("postgres://root@127.0.0.1:1/test", "mysql://root@127.0.0.1:1/test"):
-        result = standalone(home, "--db", url, "-c", "stores", KEYVAL_SECRET_KEY="s")
-        message = one_line_error(result, 3)
-        assert message.startswith(f"CommandError: database {url}: "), message
-        assert "refused" in message.lower() or "can't connect" in message.lower(), message
+def needs_driver(extra: str, *modules: str) -> pytest.MarkDecorator:
+    """Skip unless one of the database drivers ``modules`` is installed,
+    naming the extra of the package that installs one."""
+    return pytest.mark.skipif(
+        all(importlib.util.find_spec(module) is None for module in modules),
+        reason=f"needs a driver the {extra} extra installs: pip install -e '.[{extra}]'",
+    )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        pytest.param(
+            "postgres://root@127.0.0.1:1/test",
+            marks=needs_driver("postgres", "psycopg", "psycopg2"),
+        ),
+        pytest.param("mysql://root@127.0.0.1:1/test", marks=needs_driver("mysql", "MySQLdb")),
+    ],
+)
+def test_standalone_unreachable_servers(home: Path, url: str) -> None:
+    result = standalone(home, "--db", url, "-c", "stores", KEYVAL_SECRET_KEY="s")
+    message = one_line_error(result, 3)
+    assert message.startswith(f"CommandError: database {url}: "), message
+    assert "refused" in message.lower() or "can't connect" in message.lower(), message
+
+
+@pytest.mark.parametrize(
+    ("url", "drivers", "extra"),
+    [
+        ("postgres://root@127.0.0.1:1/test", ("psycopg", "psycopg2"), "postgres"),
+        ("mysql://root@127.0.0.1:1/test", ("MySQLdb",), "mysql"),
+    ],
+)
+def test_standalone_without_the_driver_names_the_extra(
+    home: Path, url: str, drivers: tuple[str, ...], extra: str
+) -> None:
+    # The drivers made unimportable, as on a machine without the extra.
+    hide = "".join(f"sys.modules[{name!r}] = None; " for name in drivers)
+    code = f"import sys; {hide}from keyval_backend.__main__ import main; main()"
+    result = standalone(home, "--db", url, "-c", "stores", code=code, KEYVAL_SECRET_KEY="s")
+    message = one_line_error(result, 3)
+    assert message.startswith(f"CommandError: database {url}: "), message
+    assert message.endswith(f"install it with: pip install 'keyval-backend[{extra}]'"), message
 
 
 # -- stand-alone settings ------------------------------------------------------------------
