@@ -26,7 +26,8 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from django.core.management.base import CommandError, CommandParser
 from django.db import Error as DatabaseError
 
-from .management.commands.keyval import FAILED, USAGE, Command, usage_error
+from .cli.options import FAILED, USAGE, usage_error
+from .management.commands.keyval import Command
 
 DEFAULT_DATABASE = "keyval.sqlite3"
 DATABASE_ENV = "KEYVAL_DATABASE"

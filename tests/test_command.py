@@ -613,3 +613,10 @@ def test_dump_names_every_store_by_default(run: Run) -> None:
     KeyVal("b").set("k", 2)
     stores = {json.loads(line)["store"] for line in run("-c", "dump")[0].splitlines()}
     assert stores == {"a", "b"}
+
+
+def test_every_sub_command_has_its_function() -> None:
+    from keyval_backend.cli.commands import HANDLERS
+    from keyval_backend.cli.options import COMMANDS
+
+    assert list(HANDLERS) == list(COMMANDS)
