@@ -79,11 +79,11 @@ def test_the_old_commands_with_their_flags(run: Run) -> None:
         "",
         "Created key 'key' in store 'name'.\n",
     )
-    assert run("-c", "get", "-n", "name", "-k", "key") == ('"value"\n', "")
+    assert run("-c", "get", "-n", "name", "-k", "key") == ("value\n", "")
     assert run("--command", "set", "--store_name", "name", "--key", "key", "--value", "new")[1] == (
         "Updated key 'key' in store 'name'.\n"
     )
-    assert run("--command=get", "--store=name", "--key=key")[0] == '"new"\n'
+    assert run("--command=get", "--store=name", "--key=key")[0] == "new\n"
     assert KeyVal("name").get("key") == "new"
     deleted = run("-c", "del", "-n", "name", "-k", "key")
     assert deleted == ("", "Deleted key 'key' from store 'name'.\n")
@@ -96,18 +96,25 @@ def test_values_are_strings_unless_json(run: Run) -> None:
     store = KeyVal("default")
     assert store.get("plain") == "42"
     assert store.get("typed") == {"n": [1, 2.5, None, True]}
-    assert run("-c", "get", "-k", "plain")[0] == '"42"\n'
+    # A string comes back as it was given; --json tells it from the number 42.
+    assert run("-c", "get", "-k", "plain")[0] == "42\n"
+    assert run("-c", "get", "-k", "plain", "--json")[0] == '"42"\n'
     assert run("-c", "get", "-k", "typed")[0] == '{"n":[1,2.5,null,true]}\n'
 
 
-def test_get_prints_json_or_raw_text(run: Run) -> None:
+def test_get_prints_text_as_it_is_or_as_json(run: Run) -> None:
     store = KeyVal("s")
     store.set("text", "héllo\tworld")
     store.set("line", "ends\n")
-    assert run("-c", "get", "-n", "s", "-k", "text")[0] == '"héllo\\tworld"\n'
+    assert run("-c", "get", "-n", "s", "-k", "text")[0] == "héllo\tworld\n"
+    assert run("-c", "get", "-n", "s", "-k", "text", "--json")[0] == '"héllo\\tworld"\n'
     assert run("-c", "get", "-n", "s", "-k", "text", "--raw")[0] == "héllo\tworld\n"
     # The value, then one newline, whatever the value ends with.
-    assert run("-c", "get", "-n", "s", "-k", "line", "--raw")[0] == "ends\n\n"
+    assert run("-c", "get", "-n", "s", "-k", "line")[0] == "ends\n\n"
+    assert run("-c", "pop", "-n", "s", "-k", "line", "--json")[0] == '"ends\\n"\n'
+    assert run.fails(2, "-c", "get", "-n", "s", "-k", "text", "--json", "--raw") == (
+        "-c get takes --json or --raw, not both"
+    )
 
 
 @pytest.mark.pickle_only("a tuple and bytes")
@@ -125,7 +132,7 @@ def test_get_prints_the_repr_or_raw_bytes_of_other_values(run: Run) -> None:
 def test_exists_pop_and_missing_keys(run: Run) -> None:
     run("-c", "set", "-k", "k", "-V", "v")
     assert run("-c", "exists", "-k", "k")[0] == "true\n"
-    assert run("-c", "pop", "-k", "k")[0] == '"v"\n'
+    assert run("-c", "pop", "-k", "k")[0] == "v\n"
     for command in ("get", "del", "pop", "exists", "ttl", "incr", "persist"):
         assert run.fails(1, "-c", command, "-k", "k") == "key 'k' not found in store 'default'"
     assert run.fails(1, "-c", "expire", "-k", "k", "--timeout", "5")
@@ -213,7 +220,7 @@ def test_another_cache_alias(run: Run, use_caches: Callable[..., None]) -> None:
     assert Entry.objects.get().key_name == "p:3:k"
     assert Entry.objects.get().store_name == "own"
     assert run("--cache", "tagged", "-c", "list")[0] == "k\n"
-    assert run("--cache", "tagged", "--database", "default", "-c", "get", "-k", "k")[0] == '"v"\n'
+    assert run("--cache", "tagged", "--database", "default", "-c", "get", "-k", "k")[0] == "v\n"
 
 
 @pytest.mark.parametrize(
@@ -389,6 +396,8 @@ def test_standalone_session(
     )
     keyval("-c", "set", "-n", "demo", "-k", "config", "-V", '{"retries": 3}', "--json")
     keyval("-c", "set", "-n", "web", "-k", "session", "-V", "x", "--timeout", "3600")
+    # What -V stored comes back as it was, for $(keyval -c get ...).
+    assert keyval("-c", "get", "-n", "demo", "-k", "greeting").stdout == "hello\n"
     assert keyval("-c", "get", "-n", "demo", "-k", "greeting", "--raw").stdout == "hello\n"
     expire_in_the_past(home, "session")
     assert sorted(keyval("-c", "list", "-n", "demo", "--values").stdout.splitlines()) == [
@@ -426,7 +435,7 @@ def test_standalone_session(
 def test_console_script(keyval: Callable[..., subprocess.CompletedProcess[str]]) -> None:
     """``pip install`` puts ``keyval`` beside the interpreter."""
     assert keyval("-c", "set", "-k", "k", "-V", "v", script=True).returncode == 0
-    assert keyval("-c", "get", "-k", "k", script=True).stdout == '"v"\n'
+    assert keyval("-c", "get", "-k", "k", script=True).stdout == "v\n"
     help_text = keyval("--help", script=True).stdout
     assert help_text.startswith("Read and change the key-value stores")
     assert "--db PATH|URL" in help_text
@@ -443,7 +452,7 @@ def test_standalone_sqlite_file(home: Path) -> None:
     key_file = home / "config" / "keyval" / "secret_key"
     assert key_file.stat().st_mode & 0o777 == 0o600
     # The next process signs with the same key: it reads the pickled string.
-    assert standalone(home, "-c", "get", "-k", "k").stdout == '"v"\n'
+    assert standalone(home, "-c", "get", "-k", "k").stdout == "v\n"
     # Another key (another user's, or a copied file) refuses it, unpickling nothing.
     other = standalone(home, "-c", "get", "-k", "k", KEYVAL_SECRET_KEY="another")
     assert one_line_error(other, 3).startswith("CommandError: unreadable value: signature mismatch")
@@ -478,7 +487,7 @@ def test_standalone_locked_database(home: Path) -> None:
     holder.execute("BEGIN IMMEDIATE")
     try:
         # Readers go on in WAL mode; a writer waits for the busy timeout, then fails.
-        assert standalone(home, "-c", "get", "-k", "k").stdout == '"v"\n'
+        assert standalone(home, "-c", "get", "-k", "k").stdout == "v\n"
         locked = standalone(home, "-c", "set", "-k", "k", "-V", "w", KEYVAL_BUSY_TIMEOUT="0.2")
         assert one_line_error(locked, 3) == (
             f"CommandError: database {home / 'keyval.sqlite3'}: database is locked"

@@ -47,10 +47,10 @@ def _spec(summary: str, *flags: str, **kwargs: Any) -> Spec:
 COMMANDS: dict[str, Spec] = {
     "set": _spec("store -V VALUE under -k KEY", "json", "timeout", key="required",
                  value="required"),
-    "get": _spec("print the value of -k KEY", "raw", key="required"),
+    "get": _spec("print the value of -k KEY", "json", "raw", key="required"),
     "del": _spec("delete -k KEY", key="required"),
     "exists": _spec("print true or false (exit status 0 or 1)", key="required"),
-    "pop": _spec("print the value of -k KEY and delete it", "raw", key="required"),
+    "pop": _spec("print the value of -k KEY and delete it", "json", "raw", key="required"),
     "incr": _spec("add -V DELTA (an integer, default 1) to -k KEY, print the sum",
                   key="required", value="optional"),
     "ttl": _spec("print the seconds -k KEY has left (null: never expires)", key="required"),
@@ -115,11 +115,12 @@ FLAGS: tuple[Flag, ...] = (
     _flag("-V", "--value", help="The value, stored as the string given (with --json: parsed "
           "as JSON); for incr, the delta."),
     _flag("--json", action="store_true",
-          help="Parse -V as JSON (numbers, lists, objects)."),
+          help="set: parse -V as JSON (numbers, lists, objects); get/pop: print a string "
+          "value as JSON too (quoted), as every other value is."),
     _flag("--timeout", type=seconds, metavar="SECONDS",
           help="Expire the key after SECONDS (set: default from the cache's TIMEOUT)."),
     _flag("--raw", action="store_true",
-          help="get/pop: print a string as it is, and bytes as bytes, instead of JSON."),
+          help="get/pop: print bytes as they are, instead of their repr."),
     _flag("--prefix", help="list: only the keys that start with PREFIX."),
     _flag("--values", action="store_true", help="list: print KEY<TAB>VALUE lines."),
     _flag("--yes", "--noinput", dest="yes", action="store_true",
@@ -150,7 +151,7 @@ SYNOPSIS = """\
 Read and change the key-value stores of keyval_backend.
 
   keyval -c set -n STORE -k KEY -V VALUE [--json] [--timeout SECONDS]
-  keyval -c get -n STORE -k KEY [--raw]
+  keyval -c get -n STORE -k KEY [--json | --raw]
   keyval -c dump [-n STORE] [--output FILE]    keyval -c load [--input FILE] [--replace]
 
 commands (-c):
@@ -191,5 +192,7 @@ def check_options(name: str, options: dict[str, Any]) -> None:
         raise usage_error(f"-c {name} needs -k/--key")
     if spec.value == "required" and options["value"] is None:
         raise usage_error(f"-c {name} needs -V/--value")
+    if options.get("json") and options.get("raw"):
+        raise usage_error(f"-c {name} takes --json or --raw, not both")
     if name == "expire" and options["timeout"] is None:
         raise usage_error("-c expire needs --timeout SECONDS (-c persist removes an expiry)")

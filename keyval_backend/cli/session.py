@@ -87,8 +87,10 @@ class Session:
             self.stderr.write(message, style_func=str)
 
     def print_value(self, value: Any) -> None:
-        """JSON if the value reads back exactly from it, else repr; with
-        --raw, strings as they are and bytes as bytes."""
+        """A string as it is, so that ``$(keyval -c get ...)`` gives back what
+        ``-V`` stored; any other value as JSON if it reads back exactly from
+        it, else its repr. With --json, a string too is JSON (quoted); with
+        --raw, bytes are written as they are."""
         if self.options.get("raw") and isinstance(value, bytes):
             self.stdout.flush()
             buffer = getattr(self.stdout, "buffer", None)
@@ -97,7 +99,7 @@ class Session:
                 buffer.flush()
                 return
             value = value.decode("utf-8", "surrogateescape")
-        if self.options.get("raw") and isinstance(value, str):
+        if isinstance(value, str) and not self.options.get("json"):
             self.emit(value)
         else:
             self.emit(format_value(value))
