@@ -342,7 +342,7 @@ def resign(session: Session) -> None:
     bar = session.progress("resign", lambda: None, False)
 
     def report(message: str) -> None:
-        bar.close()
+        bar.clear()
         session.stderr.write(f"unreadable: {message}")
 
     try:

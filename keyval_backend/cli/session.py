@@ -117,13 +117,13 @@ class Session:
 
     def skipper(self, bar: Progress) -> Callable[[Exception], None] | None:
         """With --continue-on-error, what reports each bad entry, line or row
-        that is skipped (clearing the progress bar first); without it, None,
+        that is skipped (taking the progress bar off the screen first); without it, None,
         so that the first one aborts the whole operation."""
         if not self.options["continue_on_error"]:
             return None
 
         def skip(exc: Exception) -> None:
-            bar.close()
+            bar.clear()
             self.stderr.write(f"skipped {exc}")
 
         return skip
