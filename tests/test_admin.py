@@ -151,7 +151,7 @@ def test_long_values_are_truncated_and_large_ones_not_loaded(
     admin_client: Client, kv: KeyValCache, django_assert_max_num_queries: Any
 ) -> None:
     kv.set("long", "x" * 500)
-    kv.set("huge", "y" * (entry_admin.PREVIEW_MAX_BYTES + 1))
+    kv.set("huge", "y" * (entry_admin.values.PREVIEW_MAX_BYTES + 1))
     response = admin_client.get(changelist())
     html = page(response)
     assert "<code>&quot;xxxxxxxxxx" in html
@@ -224,7 +224,7 @@ def test_store_filter_lists_stores_by_name_and_filters_by_hash(
 def test_store_filter_is_bounded(
     admin_client: Client, kv: KeyValCache, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(entry_admin, "MAX_STORES", 3)
+    monkeypatch.setattr(entry_admin.filters, "MAX_STORES", 3)
     for number in range(5):
         kv.store(f"store{number}").set("k", 1)
     response = admin_client.get(changelist())
@@ -303,7 +303,7 @@ def test_changelist_queries_do_not_grow_with_rows(admin_client: Client, kv: KeyV
 def test_count_stops_at_its_limit(
     admin_client: Client, kv: KeyValCache, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(entry_admin, "COUNT_LIMIT", 4)
+    monkeypatch.setattr(entry_admin.changelist, "COUNT_LIMIT", 4)
     monkeypatch.setattr(entry_admin.EntryAdmin, "list_per_page", 2)
     kv.set_many({f"key{n}": n for n in range(7)})
     response = admin_client.get(changelist())
@@ -809,8 +809,8 @@ def test_purge_is_bounded(
     kv: KeyValCache,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(entry_admin, "PURGE_BATCH", 2)
-    monkeypatch.setattr(entry_admin, "PURGE_MAX_BATCHES", 2)
+    monkeypatch.setattr(entry_admin.actions, "PURGE_BATCH", 2)
+    monkeypatch.setattr(entry_admin.actions, "PURGE_MAX_BATCHES", 2)
     kv.set_many({f"k{n}": n for n in range(5)}, timeout=5)
     kv.set("live", 1)
     frozen.tick(10)

@@ -41,8 +41,10 @@ def imported(path: Path, package: str, known: set[str]) -> set[str]:
                 if child.level:
                     anchor = here.split(".")[: len(here.split(".")) - child.level + 1]
                     base = ".".join([*anchor, *([base] if base else [])])
-                found.add(base)
-                found.update(f"{base}.{alias.name}" for alias in child.names)
+                # ``from package import module`` needs the module, not the
+                # package's own names: the package is imported first anyway.
+                modules = {f"{base}.{alias.name}" for alias in child.names} & known
+                found.update(modules or {base})
             visit(child)
 
     visit(ast.parse(path.read_text(), str(path)))
