@@ -22,7 +22,7 @@ from .actions import export_json_lines, purge_expired
 from .changelist import CappedPaginator, EntryChangeList
 from .filters import ExpiredFilter, ExpiryFilter, StoreFilter
 from .forms import EntryForm
-from .lookups import key_contains
+from .keys import WrittenKey, key_layout
 from .store import backend_for, entries, hashes
 from .values import (
     PREVIEW_CHARS,
@@ -46,6 +46,8 @@ class EntryAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = (
         "store_display",
         "key_display",
+        "version_display",
+        "prefix_display",
         "value_preview",
         "type_display",
         "size_display",
@@ -58,8 +60,9 @@ class EntryAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     # Only switches the search box on: get_search_results does the search.
     search_fields = ("key",)
     search_help_text = (
-        "Part of the key as stored (e.g. :1:user), matched exactly: % and _ are "
-        "ordinary characters, and case counts."
+        "Part of the key as the application wrote it (user), or of the key as "
+        "stored, with its prefix and version (:1:user); matched exactly: % and _ "
+        "are ordinary characters, and case counts."
     )
     ordering = ("store", "key")
     list_per_page = 100
@@ -97,14 +100,41 @@ class EntryAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         term = search_term.strip()
         if not term:
             return queryset, False
-        return queryset.filter(key_contains(term)), False
+        return queryset.filter(key_layout().search(term)), False
 
     @admin.display(description="store", ordering="store")
     def store_display(self, entry: Entry) -> str:
         return printable(entry.store_name)
 
+    @staticmethod
+    def written(entry: Entry) -> WrittenKey:
+        """The key of ``entry`` as the application wrote it, taken apart once
+        per object."""
+        cached: WrittenKey | None = getattr(entry, "_keyval_written", None)
+        if cached is None:
+            cached = key_layout().written(entry.key_name)
+            entry._keyval_written = cached  # type: ignore[attr-defined]
+        return cached
+
     @admin.display(description="key", ordering="key")
-    def key_display(self, entry: Entry) -> str:
+    def key_display(self, entry: Entry) -> SafeString:
+        return format_html(
+            '<span title="stored as {}">{}</span>',
+            printable(entry.key_name),
+            printable(self.written(entry).key),
+        )
+
+    @admin.display(description="version")
+    def version_display(self, entry: Entry) -> int | None:
+        return self.written(entry).version
+
+    @admin.display(description="prefix")
+    def prefix_display(self, entry: Entry) -> str | None:
+        prefix = self.written(entry).prefix
+        return None if prefix is None else printable(prefix)
+
+    @admin.display(description="stored as")
+    def stored_key_display(self, entry: Entry) -> str:
         return printable(entry.key_name)
 
     @admin.display(description="value")
@@ -178,6 +208,9 @@ class EntryAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     # -- the form -------------------------------------------------------------
 
     DETAILS = (
+        "stored_key_display",
+        "version_display",
+        "prefix_display",
         "type_display",
         "format",
         "size_display",
