@@ -7,11 +7,12 @@ of the cache API never go through the ORM but through the SQL in
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from django.db import models
 
 from .identity import printable
+from .lazy import lazy_names
 from .serializers import FORMAT_TAG_MAX_LENGTH
 
 HASH_LENGTH = 32
@@ -70,13 +71,7 @@ if TYPE_CHECKING:
     from .facade import KeyVal
 
 
-def __getattr__(name: str) -> Any:
-    # django-keyval 0.1.x users import the facade from here. Served on first
-    # use rather than imported above: the facade imports the cache, which
-    # imports this module, and Django imports this module while the app
-    # registry is still loading.
-    if name == "KeyVal":
-        from .facade import KeyVal
-
-        return KeyVal
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# django-keyval 0.1.x users import the facade from here. Served on first use
+# rather than imported above: the facade imports the cache, which imports
+# this module, and Django imports this module while the app registry loads.
+__getattr__ = lazy_names(__name__, {"KeyVal": "keyval_backend.facade"})

@@ -88,12 +88,16 @@ def set_(session: Session) -> None:
     session.say(f"{verb} key {session.key!r} in store {session.store_name!r}.")
 
 
-@handles("get")
-def get(session: Session) -> None:
-    value = session.view.get(session.key, _ABSENT)
+def _found(session: Session, value: Any) -> Any:
+    """``value``, read with the default ``_ABSENT``, unless the key was missing."""
     if value is _ABSENT:
         raise session.missing()
-    session.print_value(value)
+    return value
+
+
+@handles("get")
+def get(session: Session) -> None:
+    session.print_value(_found(session, session.view.get(session.key, _ABSENT)))
 
 
 @handles("del")
@@ -113,10 +117,7 @@ def exists(session: Session) -> None:
 
 @handles("pop")
 def pop(session: Session) -> None:
-    value = session.view.pop(session.key, _ABSENT)
-    if value is _ABSENT:
-        raise session.missing()
-    session.print_value(value)
+    session.print_value(_found(session, session.view.pop(session.key, _ABSENT)))
 
 
 @handles("incr")
@@ -169,13 +170,10 @@ def list_(session: Session) -> None:
     else:
         pairs = ((key, None) for key in session.view.iter_keys(prefix))
     # The count is of every key of the store: a total only without --prefix.
-    bar = session.progress("list", lambda: None if prefix else session.view.count(), True)
-    try:
+    with session.progress("list", lambda: None if prefix else session.view.count(), True) as bar:
         for done, (key, value) in enumerate(pairs, 1):
             session.emit(f"{key}\t{format_value(value)}" if session.options["values"] else key)
             bar(done)
-    finally:
-        bar.close()
 
 
 @handles("stores")
@@ -200,17 +198,14 @@ def flush(session: Session) -> None:
 @handles("purge")
 def purge(session: Session) -> None:
     database = session.backend.database
-    bar = session.progress("purge", lambda: _count_expired(database), False)
     purged = 0
-    try:
+    with session.progress("purge", lambda: _count_expired(database), False) as bar:
         while True:
             deleted = session.backend.purge_expired(limit=PURGE_BATCH)
             purged += deleted
             bar(purged)
             if deleted < PURGE_BATCH:
                 break
-    finally:
-        bar.close()
     session.say(f"Purged {plural(purged, 'expired entry', 'expired entries')}.")
 
 
@@ -220,38 +215,24 @@ def dump(session: Session) -> None:
     database = session.backend.database
     output = session.options["output"]
     to_stdout = output in (None, "-")
-    bar = session.progress("dump", lambda: transfer.count_live(database, store), to_stdout)
-
-    on_unreadable = session.skipper(bar)
-    try:
-        if to_stdout:
-            result = transfer.dump(
-                lambda line: session.stdout.write(line, ending=""),
-                database=database,
-                store=store,
-                serializer=session.serializer(),
-                on_unreadable=on_unreadable,
-                progress=bar,
-            )
-        else:
-            with _replacing(output) as file:
-                result = transfer.dump(
-                    file.write,
-                    database=database,
-                    store=store,
-                    serializer=session.serializer(),
-                    on_unreadable=on_unreadable,
-                    progress=bar,
-                )
-    finally:
-        bar.close()
-    where = "" if to_stdout else f" to {output}"
-    session.say(f"Dumped {plural(result.entries, 'entry', 'entries')}{where}.")
-    if result.unreadable:
-        raise CommandError(
-            f"{plural(result.unreadable, 'unreadable entry', 'unreadable entries')} left out",
-            returncode=FAILED,
+    with (
+        session.progress("dump", lambda: transfer.count_live(database, store), to_stdout) as bar,
+        contextlib.nullcontext() if to_stdout else _replacing(output) as file,
+    ):
+        result = transfer.dump(
+            (lambda line: session.stdout.write(line, ending="")) if file is None else file.write,
+            database=database,
+            store=store,
+            serializer=session.serializer(),
+            on_unreadable=session.skipper(bar),
+            progress=bar,
         )
+    where = "" if to_stdout else f" to {output}"
+    session.conclude(
+        f"Dumped {plural(result.entries, 'entry', 'entries')}{where}.",
+        result.unreadable,
+        "left out",
+    )
 
 
 @handles("load")
@@ -271,23 +252,19 @@ def load(session: Session) -> None:
 
 
 def _load(session: Session, source: Iterable[str | bytes], total: Callable[[], int | None]) -> None:
-    bar = session.progress("load", total, False)
-
-    on_bad_line = session.skipper(bar)
-    try:
-        result = transfer.load(
-            source,
-            database=session.backend.database,
-            serializer=session.serializer(),
-            replace=session.options["replace"],
-            store=session.options["store"],
-            on_bad_line=on_bad_line,
-            progress=bar,
-        )
-    except transfer.BadLine as exc:
-        raise CommandError(f"{exc}; nothing was loaded", returncode=FAILED) from None
-    finally:
-        bar.close()
+    with session.progress("load", total, False) as bar:
+        try:
+            result = transfer.load(
+                source,
+                database=session.backend.database,
+                serializer=session.serializer(),
+                replace=session.options["replace"],
+                store=session.options["store"],
+                on_bad_line=session.skipper(bar),
+                progress=bar,
+            )
+        except transfer.BadLine as exc:
+            raise CommandError(f"{exc}; nothing was loaded", returncode=FAILED) from None
     details = counts(
         (result.new, "new"),
         (result.replaced, "replaced"),
@@ -295,9 +272,12 @@ def _load(session: Session, source: Iterable[str | bytes], total: Callable[[], i
         (result.expired, "expired"),
         (result.other_stores, "of other stores"),
     )
-    session.say(f"Loaded {plural(result.written, 'entry', 'entries')}: {details}.")
-    if result.bad_lines:
-        raise CommandError(f"{plural(result.bad_lines, 'bad line')} skipped", returncode=FAILED)
+    session.conclude(
+        f"Loaded {plural(result.written, 'entry', 'entries')}: {details}.",
+        result.bad_lines,
+        "skipped",
+        "bad line",
+    )
 
 
 @handles("import-django-keyval")
@@ -308,59 +288,52 @@ def import_django_keyval(session: Session) -> None:
             "-c import-django-keyval unpickles every row of the old table, which runs "
             "code: pass --yes if that table is trusted"
         )
-    database = session.backend.database
-    bar = session.progress("import", lambda: None, False)
-
-    on_bad_row = session.skipper(bar)
-    try:
-        result = legacy.import_table(
-            session.backend,
-            database=database,
-            table=table,
-            replace=session.options["replace"],
-            on_bad_row=on_bad_row,
-            progress=bar,
-        )
-    except legacy.BadRow as exc:
-        raise CommandError(f"{exc}; nothing was imported", returncode=FAILED) from None
-    finally:
-        bar.close()
+    with session.progress("import", lambda: None, False) as bar:
+        try:
+            result = legacy.import_table(
+                session.backend,
+                database=session.backend.database,
+                table=table,
+                replace=session.options["replace"],
+                on_bad_row=session.skipper(bar),
+                progress=bar,
+            )
+        except legacy.BadRow as exc:
+            raise CommandError(f"{exc}; nothing was imported", returncode=FAILED) from None
     details = counts(
         (result.imported, "new"),
         (result.replaced, "replaced"),
         (result.skipped, "skipped (already there; --replace overwrites)"),
     )
     written = result.imported + result.replaced
-    session.say(f"Imported {plural(written, 'entry', 'entries')} from {table}: {details}.")
-    if result.bad_rows:
-        raise CommandError(f"{plural(result.bad_rows, 'bad row')} skipped", returncode=FAILED)
+    session.conclude(
+        f"Imported {plural(written, 'entry', 'entries')} from {table}: {details}.",
+        result.bad_rows,
+        "skipped",
+        "bad row",
+    )
 
 
 @handles("resign")
 def resign(session: Session) -> None:
-    store = session.options["store"]
-    bar = session.progress("resign", lambda: None, False)
+    with session.progress("resign", lambda: None, False) as bar:
 
-    def report(message: str) -> None:
-        bar.clear()
-        session.stderr.write(f"unreadable: {message}")
+        def report(message: str) -> None:
+            bar.clear()
+            session.stderr.write(f"unreadable: {message}")
 
-    try:
         result = resigning.resign(
-            session.backend.database, store, on_unreadable=report, progress=bar
+            session.backend.database,
+            session.options["store"],
+            on_unreadable=report,
+            progress=bar,
         )
-    finally:
-        bar.close()
-    session.say(
+    session.conclude(
         f"re-signed {result.resigned}, already current {result.current}, "
-        f"unreadable {result.unreadable}"
+        f"unreadable {result.unreadable}",
+        result.unreadable,
+        "left as they are",
     )
-    if result.unreadable:
-        raise CommandError(
-            f"{plural(result.unreadable, 'unreadable entry', 'unreadable entries')} "
-            "left as they are",
-            returncode=FAILED,
-        )
 
 
 def _count_expired(database: str) -> int:

@@ -54,6 +54,12 @@ class Progress:
         self.bar.update(done - self.done)
         self.done = done
 
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def clear(self) -> None:
         """Take the bar off the screen before a message; the next update
         draws it again."""

@@ -17,7 +17,7 @@ from django.db import connections
 from .. import transfer
 from ..cache import KeyValCache
 from ..serializers import BaseSerializer, load_serializer
-from .formats import format_value
+from .formats import format_value, plural
 from .options import FAILED, MISSING, usage_error
 from .progress import NoProgress, Progress
 
@@ -103,6 +103,22 @@ class Session:
             self.emit(value)
         else:
             self.emit(format_value(value))
+
+    def conclude(
+        self,
+        summary: str,
+        failures: int,
+        outcome: str,
+        failure: tuple[str, str] | str = ("unreadable entry", "unreadable entries"),
+    ) -> None:
+        """Say ``summary``; then, if ``failures`` (entries, lines or rows) were
+        not done, fail with status 3: ``"2 bad lines skipped"``."""
+        self.say(summary)
+        if failures:
+            singular, plural_form = (failure, None) if isinstance(failure, str) else failure
+            raise CommandError(
+                f"{plural(failures, singular, plural_form)} {outcome}", returncode=FAILED
+            )
 
     def progress(self, label: str, total: Callable[[], int | None], to_stdout: bool) -> Progress:
         """A progress bar if stderr is a terminal that the command's output
