@@ -4,6 +4,8 @@
 
 :mod:`.options` holds the flag table and what each sub-command takes,
 :mod:`.session` what every sub-command is given (the store, the output, the
-error handling), :mod:`.commands` one function a sub-command, and
-:mod:`.progress` the progress bar of the long ones.
+messages), :mod:`.commands` one function a sub-command and ``run``, which
+turns every failure into a one-line error and an exit status,
+:mod:`.formats` how values are parsed and printed, and :mod:`.progress` the
+progress bar of the long sub-commands.
 """

@@ -1,6 +1,5 @@
 """What every sub-command of ``keyval`` is given: the options, the store, the
-output streams, and the translation of failures into one-line errors with
-the command's exit statuses."""
+output streams, and the one-line errors it raises."""
 
 from __future__ import annotations
 
