@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import nullcontext
@@ -21,12 +22,18 @@ from django.db import DatabaseError, connections, router, transaction
 from django.utils.module_loading import import_string
 
 from . import db
-from .codec import INT64_MAX, INT64_MIN, RowCodec
+from .codec import INT64_MAX, INT64_MIN, KIND_FORMATS, RowCodec
 from .exceptions import UnreadableValue
 from .identity import decode_name, encode_name, name_hash, prefix_upper_bound
 from .serializers import load_serializer
 from .sql import Dialect, dialect_for
 from .sql.base import Popped, Row, Stored
+from .structures.expiry import ExpiryCommands
+from .structures.hashes import HashCommands
+from .structures.keys import KeyCommands
+from .structures.locks import LockCommands
+from .structures.sets import SetCommands
+from .structures.sorted_sets import SortedSetCommands
 
 logger = logging.getLogger("keyval_backend")
 
@@ -49,9 +56,17 @@ PAGE_SIZE = 1000
 RECOUNT_EVERY = 1000
 # Compare-and-swap attempts of the Python incr path before giving up.
 INCR_ATTEMPTS = 100
+_MISSING: Any = object()
 
 
-class KeyValCache(BaseCache):
+class KeyValCache(
+    ExpiryCommands,
+    KeyCommands,
+    LockCommands,
+    HashCommands,
+    SetCommands,
+    SortedSetCommands,
+):
     """A Django cache backend that is a persistent key-value store.
 
     Bound to the store named by ``LOCATION`` (``"default"`` when empty);
@@ -59,6 +74,12 @@ class KeyValCache(BaseCache):
     throw-away cache, entries never expire unless given a timeout (``TIMEOUT``
     defaults to ``None``), nothing is evicted unless ``MAX_ENTRIES`` is set,
     and database errors propagate instead of reading as a miss.
+
+    Beyond Django's API it has django-redis's: expiry verbs, key patterns,
+    locks, hashes, sets and sorted sets, each a mixin of
+    :mod:`keyval_backend.structures` with its SQL in :mod:`keyval_backend.sql`.
+    This class is the core they share: store binding, keys, values and the
+    plain-value statements.
     """
 
     def __init__(self, location: str, params: Mapping[str, Any]) -> None:
@@ -312,10 +333,42 @@ class KeyValCache(BaseCache):
         fmt, data, number = row
         return self._decode(key_hash, fmt, data, number)
 
-    def set(
-        self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
-    ) -> None:
+    def set(  # type: ignore[override]  # django-redis: nx, xx, a result
+        self,
+        key: Any,
+        value: Any,
+        timeout: Any = DEFAULT_TIMEOUT,
+        version: int | None = None,
+        nx: bool = False,
+        xx: bool = False,
+    ) -> bool:
+        """Store ``value``; True if it was written (django-redis's result).
+        ``nx``: only if the key is absent (:meth:`add`); ``xx``: only if it
+        exists. A key that held a hash, set or sorted set holds the value
+        instead, as in Redis."""
+        if nx and xx:
+            raise ValueError("set allows either nx or xx, not both")
+        if nx:
+            return self.add(key, value, timeout, version)
+        if xx:
+            return self._replace(key, value, timeout, version)
         self._write(self.make_and_validate_key(key, version), value, timeout, "upsert")
+        return True
+
+    def _replace(self, key: Any, value: Any, timeout: Any, version: int | None) -> bool:
+        dialect = self._get_dialect()
+        now = time.time()
+        row = self._row(
+            self.make_and_validate_key(key, version), value, self.get_backend_timeout(timeout), now
+        )
+        params = (row[4], row[5], row[6], row[7], now, row[2], row[3], now)
+
+        def attempt() -> bool:
+            with db.cursor(dialect.alias) as cursor:
+                cursor.execute(dialect.replace_sql, params)
+                return bool(cursor.rowcount)
+
+        return db.retry_on_deadlock(dialect.alias, attempt)
 
     def upsert(
         self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
@@ -351,23 +404,6 @@ class KeyValCache(BaseCache):
                 return bool(cursor.rowcount)
 
         return db.retry_on_deadlock(dialect.alias, attempt)
-
-    def ttl(self, key: Any, version: int | None = None) -> float | None:
-        """Seconds ``key`` has left, None if it never expires; KeyError if
-        it is absent (or expired)."""
-        key_hash = self._key_hash(key, version)
-        now = time.time()
-        dialect, cursor = self._sql()
-        with cursor:
-            cursor.execute(dialect.expires_sql, (self._store_hash, key_hash, now))
-            row = cursor.fetchone()
-        if row is None:
-            raise KeyError(key)
-        return None if row[0] is None else max(0.0, row[0] - now)
-
-    def persist(self, key: Any, version: int | None = None) -> bool:
-        """Remove the expiry of ``key``; True if it exists."""
-        return self.touch(key, None, version)
 
     def has_key(self, key: Any, version: int | None = None) -> bool:
         key_hash = self._key_hash(key, version)
@@ -410,13 +446,19 @@ class KeyValCache(BaseCache):
                 )  # fmt: skip
             raise
 
-    def incr(self, key: Any, delta: int = 1, version: int | None = None) -> Any:
+    def incr(
+        self, key: Any, delta: int = 1, version: int | None = None, ignore_key_check: bool = False
+    ) -> Any:
         """Add ``delta`` in the database, keeping the key's expiry.
 
         Native 64-bit integers are added in one SQL statement; other numbers
         (and sums that leave 64 bits) take a compare-and-swap loop in Python,
-        which never loses a concurrent update either.
+        which never loses a concurrent update either. A missing key raises
+        ValueError, unless ``ignore_key_check`` (django-redis): then it is
+        created at ``delta``, never expiring, in the same one statement.
         """
+        if ignore_key_check:
+            return self._incr_or_create(key, delta, version)
         key_hash = self._key_hash(key, version)
         identity = self._identity(key_hash)
         dialect = self._get_dialect()
@@ -445,6 +487,68 @@ class KeyValCache(BaseCache):
                     return new_value
         raise DatabaseError(f"incr of key {key!r} kept losing races ({INCR_ATTEMPTS} attempts)")
 
+    def decr(
+        self, key: Any, delta: int = 1, version: int | None = None, ignore_key_check: bool = False
+    ) -> Any:
+        return self.incr(key, -delta, version, ignore_key_check)
+
+    def _incr_or_create(self, key: Any, delta: int, version: int | None) -> Any:
+        made_key = self.make_and_validate_key(key, version)
+        dialect = self._get_dialect()
+        if type(delta) is int and INT64_MIN <= delta <= INT64_MAX:
+            row = self._row(made_key, delta, None, time.time())
+
+            def attempt() -> int | None:
+                with db.cursor(dialect.alias) as cursor:
+                    return dialect.incr_or_create(cursor, row, delta)
+
+            value = db.retry_on_deadlock(dialect.alias, attempt)
+            if value is not None:
+                return value
+        # A value that is not a native integer (or a vendor without the
+        # statement): add where absent, else increment; each step is atomic,
+        # and a lost race on either only means trying the other again.
+        for _ in range(INCR_ATTEMPTS):
+            try:
+                return self.incr(key, delta, version)
+            except ValueError:
+                if self.add(key, delta, None, version):
+                    return delta
+        raise DatabaseError(f"incr of key {key!r} kept losing races ({INCR_ATTEMPTS} attempts)")
+
+    def get_or_set(
+        self,
+        key: Any,
+        default: Any,
+        timeout: Any = DEFAULT_TIMEOUT,
+        version: int | None = None,
+        lock: bool = False,
+        lock_timeout: float = 60,
+        blocking_timeout: float = 10,
+    ) -> Any:
+        """Django's get_or_set; with ``lock=True``, a missing value is
+        computed by one caller at a time across every process (the others
+        wait up to ``blocking_timeout`` seconds, then read what it stored, or
+        compute it themselves if it still is not there), so an expensive
+        ``default`` is not computed by every process at once."""
+        if not lock:
+            return super().get_or_set(key, default, timeout, version)
+        value = self.get(key, _MISSING, version)
+        if value is not _MISSING:
+            return value
+        guard = self.lock(f"{key}:get_or_set.lock", version, timeout=lock_timeout)
+        held = guard.acquire(blocking_timeout=blocking_timeout)
+        try:
+            value = self.get(key, _MISSING, version)
+            if value is _MISSING:
+                value = default() if callable(default) else default
+                self.add(key, value, timeout, version)
+                value = self.get(key, value, version)
+        finally:
+            if held:
+                guard.release()
+        return value
+
     def get_many(self, keys: Iterable[Any], version: int | None = None) -> dict[Any, Any]:
         by_hash: dict[str, Any] = {}
         for key in keys:
@@ -463,10 +567,11 @@ class KeyValCache(BaseCache):
                 for key_hash, *stored in cursor.fetchall():
                     found[key_hash] = (stored[0], stored[1], stored[2])
         # Decoded in the caller's key order, as Django's backends return them.
+        # A hash, set, sorted set or lock reads as absent, as MGET gives nil.
         return {
             by_hash[key_hash]: self._decode(key_hash, *found[key_hash])
             for key_hash in hashes
-            if key_hash in found
+            if key_hash in found and found[key_hash][0] not in KIND_FORMATS
         }
 
     def set_many(
@@ -568,9 +673,45 @@ class KeyValCache(BaseCache):
     async def ahas_key(self, key: Any, version: int | None = None) -> bool:
         return await sync_to_async(self.has_key, thread_sensitive=True)(key, version)
 
-    async def aincr(self, key: Any, delta: int = 1, version: int | None = None) -> Any:
+    async def aincr(
+        self, key: Any, delta: int = 1, version: int | None = None, ignore_key_check: bool = False
+    ) -> Any:
         # BaseCache.aincr reads, adds and writes back: not atomic.
-        return await sync_to_async(self.incr, thread_sensitive=True)(key, delta, version)
+        return await sync_to_async(self.incr, thread_sensitive=True)(
+            key, delta, version, ignore_key_check
+        )
+
+    async def adecr(
+        self, key: Any, delta: int = 1, version: int | None = None, ignore_key_check: bool = False
+    ) -> Any:
+        return await self.aincr(key, -delta, version, ignore_key_check)
+
+    async def aset(  # type: ignore[override]  # django-redis: nx, xx, a result
+        self,
+        key: Any,
+        value: Any,
+        timeout: Any = DEFAULT_TIMEOUT,
+        version: int | None = None,
+        nx: bool = False,
+        xx: bool = False,
+    ) -> bool:
+        return await sync_to_async(self.set, thread_sensitive=True)(
+            key, value, timeout, version, nx, xx
+        )
+
+    async def aget_or_set(
+        self,
+        key: Any,
+        default: Any,
+        timeout: Any = DEFAULT_TIMEOUT,
+        version: int | None = None,
+        lock: bool = False,
+        lock_timeout: float = 60,
+        blocking_timeout: float = 10,
+    ) -> Any:
+        return await sync_to_async(self.get_or_set, thread_sensitive=True)(
+            key, default, timeout, version, lock, lock_timeout, blocking_timeout
+        )
 
     async def aupsert(
         self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
@@ -583,14 +724,17 @@ class KeyValCache(BaseCache):
     # -- the store as a collection ----------------------------------------------
 
     def _key_range(
-        self, prefix: str, version: int | None
+        self, prefix: str, version: int | None, key_prefix: str | None = None
     ) -> tuple[bytes, bytes, Callable[[str], str | None]]:
-        """Byte range of the made keys of this version that start with
-        ``prefix``, and the function that turns a made key back into a key."""
+        """Byte range of the made keys of this version (and ``KEY_PREFIX``, or
+        ``key_prefix``) that start with ``prefix``, and the function that
+        turns a made key back into a key."""
         if self.misconfigured is not None:
             raise self.misconfigured
+        if key_prefix is None:
+            key_prefix = self.key_prefix
         if self.key_func is default_key_func:
-            made_prefix = f"{self.key_prefix}:{self.version if version is None else version}:"
+            made_prefix = f"{key_prefix}:{self.version if version is None else version}:"
             low = encode_name(made_prefix + prefix)
             cut = len(made_prefix)
             return low, prefix_upper_bound(low), lambda made: made[cut:]
@@ -606,43 +750,54 @@ class KeyValCache(BaseCache):
         def unmake(made: str) -> str | None:
             # Only keys this key function makes for this prefix and version.
             key = reverse(made)
-            if not key.startswith(prefix) or self.make_key(key, key_version) != made:
+            if not key.startswith(prefix) or self.key_func(key, key_prefix, key_version) != made:
                 return None
             return key
 
         return b"", b"\xff", unmake
 
-    def _pages(self, prefix: str, version: int | None, values: bool) -> Iterator[tuple[str, Any]]:
-        low, high, unmake = self._key_range(prefix, version)
+    def _pages(
+        self,
+        prefix: str,
+        version: int | None,
+        values: bool,
+        match: re.Pattern[str] | None = None,
+        key_prefix: str | None = None,
+        page_size: int | None = None,
+    ) -> Iterator[tuple[str, str, Any]]:
+        """``(key, key hash, value or None)`` of the live keys that start with
+        ``prefix`` (and fully match ``match``), a page at a time."""
+        low, high, unmake = self._key_range(prefix, version, key_prefix)
         dialect = self._get_dialect()
-        sql = dialect.page_sql if values else dialect.page_keys_sql
-        after = ""
+        size = page_size or PAGE_SIZE
+        after = None
         while True:
+            query = dialect.page_query(
+                values, self._store_hash, after, time.time(), low, high, size
+            )
             with db.cursor(dialect.alias) as cursor:
-                cursor.execute(sql, (self._store_hash, after, time.time(), low, high, PAGE_SIZE))
+                cursor.execute(*query)
                 rows = cursor.fetchall()
             for row in rows:
                 key = unmake(decode_name(row[1]))
-                if key is not None:
-                    yield key, self._decode(row[0], row[2], row[3], row[4]) if values else None
-            if len(rows) < PAGE_SIZE:
+                if key is not None and (match is None or match.fullmatch(key)):
+                    value = self._decode(row[0], row[2], row[3], row[4]) if values else None
+                    yield key, row[0], value
+            if len(rows) < size:
                 return
-            after = rows[-1][0]
-
-    def iter_keys(self, prefix: str = "", version: int | None = None) -> Iterator[str]:
-        """The live keys of this store (of this version) that start with
-        ``prefix``, read a page at a time: constant memory at any size."""
-        for key, _ in self._pages(prefix, version, values=False):
-            yield key
+            after = dialect.page_after(rows[-1])
 
     def iter_items(self, prefix: str = "", version: int | None = None) -> Iterator[tuple[str, Any]]:
-        """``(key, value)`` pairs as :meth:`iter_keys` yields keys."""
-        return self._pages(prefix, version, values=True)
+        """``(key, value)`` pairs of the live keys of this store (of this
+        version) that start with ``prefix``, read a page at a time. A hash,
+        set, sorted set or lock raises WrongTypeError."""
+        for key, _, value in self._pages(prefix, version, values=True):
+            yield key, value
 
     def count(self, version: int | None = None) -> int:
         """The number of live keys of this store (of this version)."""
         if self.key_func is not default_key_func:
-            return sum(1 for _ in self.iter_keys(version=version))
+            return sum(1 for _ in self.iter_keys("*", version=version))
         low, high, _ = self._key_range("", version)
         dialect, cursor = self._sql()
         with cursor:

@@ -24,3 +24,27 @@ class TamperedValue(UnreadableValue):
 class UnknownFormat(UnreadableValue):
     """A row's format tag names a serializer this cache does not read (an
     unknown tag, or ``pickle`` on a cache configured not to unpickle)."""
+
+
+class WrongTypeError(UnreadableValue, TypeError):
+    """A key was used as a kind of value it does not hold: ``get`` of a hash,
+    ``hset`` on a plain value, ``sadd`` on a sorted set (Redis's WRONGTYPE).
+    Nothing is changed. A hash, set, sorted set or lock read as a plain value
+    is unreadable as one, so the admin, ``dump`` and the command report it as
+    they report any unreadable row."""
+
+
+class LockError(KeyValError):
+    """A lock could not be taken within the time allowed, or was used in a way
+    its state does not allow (released while not held, extended without a
+    timeout); the names and messages are redis-py's ``LockError``'s."""
+
+    def __init__(self, message: str = "", lock_name: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.lock_name = lock_name
+
+
+class LockNotOwnedError(LockError):
+    """The lock is no longer held by this owner: it expired and may have been
+    taken by another, or was deleted."""

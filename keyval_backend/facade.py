@@ -16,6 +16,8 @@ from django.core.cache.backends.base import DEFAULT_TIMEOUT, InvalidCacheBackend
 from django.core.exceptions import ImproperlyConfigured
 
 from .cache import KeyValCache
+from .patterns import glob_escape
+from .structures.locks import Lock
 
 CACHE_ALIAS: Final = "keyval"
 _MISSING: Any = object()
@@ -149,6 +151,28 @@ class KeyVal:
             raise ValueError(f"this KeyVal is connected to {self._name!r}, not {name!r}")
         self._connected = False
 
+    def lock(
+        self,
+        name: str,
+        timeout: float | None = None,
+        sleep: float = 0.1,
+        blocking: bool = True,
+        blocking_timeout: float | None = None,
+        thread_local: bool = True,
+    ) -> Lock:
+        """A lock named ``name`` in this store, shared by every process (see
+        :meth:`KeyValCache.lock <keyval_backend.cache.KeyValCache.lock>`):
+        ``with KeyVal("jobs").lock("nightly", timeout=60): ...``."""
+        _check_key(name)
+        return self._store().lock(
+            name,
+            timeout=timeout,
+            sleep=sleep,
+            blocking=blocking,
+            blocking_timeout=blocking_timeout,
+            thread_local=thread_local,
+        )
+
     # -- what a dict does --------------------------------------------------------
 
     def __getitem__(self, key: str) -> Any:
@@ -172,7 +196,7 @@ class KeyVal:
 
     def keys(self, prefix: str = "") -> Iterator[str]:
         """The keys, streamed a page at a time (in no particular order)."""
-        return self._store().iter_keys(prefix)
+        return self._store().iter_keys(glob_escape(prefix) + "*")
 
     def items(self, prefix: str = "") -> Iterator[tuple[str, Any]]:
         """``(key, value)`` pairs, streamed as :meth:`keys`."""

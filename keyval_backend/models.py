@@ -65,7 +65,54 @@ class Entry(models.Model):
         return bytes(self.key).decode("utf-8", "surrogatepass")
 
 
-__all__ = ["Entry", "KeyVal"]
+class Member(models.Model):
+    """One field of a hash, or one member of a set or sorted set.
+
+    Every member is a row, so that ``hset``, ``sadd`` or ``zadd`` of one member
+    is one statement and never a read-modify-write of a whole collection. The
+    structure itself is its key's Entry row (format ``hash``, ``set`` or
+    ``zset``), which carries the expiry; deleting that row (``delete``,
+    ``clear``, a purge or a cull) deletes its members through an ``ON DELETE
+    CASCADE`` foreign key that the migration creates in the database itself,
+    so that no statement on the hot path has to remember them.
+
+    ``member`` holds the exact bytes that identify the member (a hash field's
+    UTF-8, or a set member's serialized form, compared as Redis compares
+    bytes), ``member_hash`` their BLAKE2b-128; ``signature`` is the MAC of a
+    signed serialized member, kept apart so that members order by their bytes.
+    ``format``/``value``/``number`` hold a hash field's value as the Entry
+    columns do, ``score`` a sorted set member's score.
+    """
+
+    entry = models.ForeignKey(
+        Entry, on_delete=models.DO_NOTHING, db_constraint=False, related_name="members"
+    )
+    member_hash = models.CharField(max_length=HASH_LENGTH)
+    member_format = models.CharField(max_length=FORMAT_TAG_MAX_LENGTH)
+    member = models.BinaryField()
+    signature = models.BinaryField(default=b"", blank=True)
+    format = models.CharField(max_length=FORMAT_TAG_MAX_LENGTH, default="", blank=True)
+    value = models.BinaryField(default=b"", blank=True)
+    number = models.BigIntegerField(null=True, blank=True)
+    score = models.FloatField(null=True, blank=True)
+    writes = models.BigIntegerField(default=1)
+
+    class Meta:
+        db_table = "keyval_backend_member"
+        constraints = [  # noqa: RUF012  (Django reads Meta attributes; never mutated)
+            models.UniqueConstraint(
+                fields=["entry", "member_hash"], name="keyval_member_entry_member_uniq"
+            ),
+        ]
+        indexes = [  # noqa: RUF012
+            models.Index(fields=["entry", "score"], name="keyval_member_entry_score"),
+        ]
+
+    def __str__(self) -> str:
+        return f"member {self.member_hash} of entry {self.entry_id}"
+
+
+__all__ = ["Entry", "KeyVal", "Member"]
 
 if TYPE_CHECKING:
     from .facade import KeyVal

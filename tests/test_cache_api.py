@@ -56,7 +56,7 @@ ROUND_TRIPS = {
 
 @pytest.mark.parametrize("value", ROUND_TRIPS.values(), ids=ROUND_TRIPS.keys())
 def test_set_and_get_round_trip(kv: KeyValCache, value: Any) -> None:
-    assert kv.set("k", value) is None
+    assert kv.set("k", value) is True  # django-redis's result
     assert kv.get("k") == value
     kv.set("k", "replaced")
     assert kv.get("k") == "replaced"
@@ -207,8 +207,9 @@ def test_count_iter_keys_iter_items(kv: KeyValCache) -> None:
     assert kv.count() == 3
     assert kv.count(version=2) == 1
     assert sorted(kv.iter_keys()) == ["p:1", "p:2", "q"]
-    assert sorted(kv.iter_keys("p:")) == ["p:1", "p:2"]
-    assert list(kv.iter_keys("p:", version=2)) == ["p:3"]
+    assert sorted(kv.iter_keys("p:*")) == ["p:1", "p:2"]
+    assert list(kv.iter_keys("p:*", version=2)) == ["p:3"]
+    assert list(kv.iter_keys("p:")) == []  # a glob: "p:" matches only the key "p:"
     assert sorted(kv.iter_items("p")) == [("p:1", 1), ("p:2", 2)]
 
 
@@ -387,7 +388,7 @@ def test_incr_of_a_non_number_is_a_typeerror(kv: KeyValCache, value: Any) -> Non
 
 def test_every_async_method(kv: KeyValCache) -> None:
     run = async_to_sync
-    assert run(kv.aset)("k", 1) is None
+    assert run(kv.aset)("k", 1) is True
     assert run(kv.aget)("k") == 1
     assert run(kv.aget)("absent", "d") == "d"
     assert run(kv.aadd)("k", 2) is False
@@ -669,7 +670,7 @@ def test_options_database_picks_the_alias(
     settings.DATABASE_ROUTERS = [f"{__name__}.OtherDatabaseRouter"]
     assert make_cache().database == "routed"
     assert make_cache(OPTIONS={"DATABASE": "default"}).database == "default"
-    assert make_cache(OPTIONS={"DATABASE": "default"}).set("k", 1) is None
+    assert make_cache(OPTIONS={"DATABASE": "default"}).set("k", 1) is True
     nowhere = make_cache(OPTIONS={"DATABASE": "nowhere"})
     assert nowhere.database == "nowhere"
     with pytest.raises(ConnectionDoesNotExist):

@@ -68,10 +68,11 @@ def test_zero_and_negative_timeouts_are_never_visible(kv: KeyValCache, timeout: 
 
 def test_float_seconds(kv: KeyValCache, frozen: FrozenDateTimeFactory) -> None:
     kv.set("k", 1, timeout=0.5)
-    assert kv.ttl("k") == pytest.approx(0.5)
+    assert kv.expires_in("k") == pytest.approx(0.5)
+    assert kv.pttl("k") == 500
     frozen.tick(0.4)
     assert kv.get("k") == 1
-    assert kv.ttl("k") == pytest.approx(0.1)
+    assert kv.expires_in("k") == pytest.approx(0.1)
     frozen.tick(0.1)
     assert kv.get("k") is None
 
@@ -100,8 +101,9 @@ def test_expired_entries_are_invisible_to_every_read(
     assert list(kv.iter_keys()) == ["kept"]
     assert list(kv.iter_items()) == [("kept", "value")]
     assert kv.stores() == {"default": 1}
+    assert kv.ttl("gone") == 0
     with pytest.raises(KeyError):
-        kv.ttl("gone")
+        kv.expires_in("gone")
     assert kv.pop("gone", "default") == "default"
     assert kv.touch("gone", 100) is False
     assert kv.persist("gone") is False
@@ -176,18 +178,29 @@ def test_touch_uses_the_configured_timeout(
 
 
 def test_ttl(kv: KeyValCache, frozen: FrozenDateTimeFactory) -> None:
-    with pytest.raises(KeyError):
-        kv.ttl("absent")
+    # django-redis's answers: 0 for a missing key, None for a persistent one.
+    assert kv.ttl("absent") == 0
     kv.set("forever", 1)
     kv.set("brief", 1, timeout=100)
     assert kv.ttl("forever") is None
     assert kv.ttl("brief") == 100
-    frozen.tick(99.5)
-    assert kv.ttl("brief") == pytest.approx(0.5)
+    frozen.tick(99.4)
+    assert kv.ttl("brief") == 1  # rounded, as Redis's TTL
+    assert kv.expires_in("brief") == pytest.approx(0.6)
     kv.set("v", 1, timeout=7, version=3)
     assert kv.ttl("v", version=3) == 7
+    assert kv.ttl("v") == 0
+
+
+def test_expires_in(kv: KeyValCache, frozen: FrozenDateTimeFactory) -> None:
+    """The float form of ttl, with KeyError for a missing key."""
     with pytest.raises(KeyError):
-        kv.ttl("v")
+        kv.expires_in("absent")
+    kv.set("forever", 1)
+    kv.set("brief", 1, timeout=100)
+    assert kv.expires_in("forever") is None
+    frozen.tick(99.5)
+    assert kv.expires_in("brief") == pytest.approx(0.5)
 
 
 def test_persist(kv: KeyValCache, frozen: FrozenDateTimeFactory) -> None:
@@ -197,7 +210,8 @@ def test_persist(kv: KeyValCache, frozen: FrozenDateTimeFactory) -> None:
     frozen.tick(TEN_YEARS)
     assert kv.get("k") == 1
     assert kv.ttl("k") is None
-    assert kv.persist("k") is True
+    # Redis's PERSIST: True only when an expiry was removed.
+    assert kv.persist("k") is False
 
 
 def test_incr_does_not_extend_or_remove_the_expiry(

@@ -502,7 +502,7 @@ def _purges(sql: str) -> bool:
 # Each single-key write and batch that retries a lost deadlock: the call, what
 # it returns, and the check that it did its work (on "k" = 1 and "gone" = 1).
 RETRIED: dict[str, tuple[Callable[[KeyValCache], Any], Any, Callable[[KeyValCache], bool]]] = {
-    "set": (lambda c: c.set("k", 2), None, lambda c: c.get("k") == 2),
+    "set": (lambda c: c.set("k", 2), True, lambda c: c.get("k") == 2),
     "upsert": (lambda c: c.upsert("k", 2), False, lambda c: c.get("k") == 2),
     "add": (lambda c: c.add("new", 2), True, lambda c: c.get("new") == 2),
     "touch": (lambda c: c.touch("k", 600), True, lambda c: c.ttl("k") is not None),

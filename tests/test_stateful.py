@@ -38,6 +38,7 @@ from hypothesis.stateful import (
 
 from keyval_backend import KeyVal
 from keyval_backend.cache import KeyValCache
+from keyval_backend.patterns import glob_escape
 
 EXAMPLES = int(os.environ.get("KEYVAL_STATEFUL_EXAMPLES", "25"))
 STEPS = int(os.environ.get("KEYVAL_STATEFUL_STEPS", "40"))
@@ -353,7 +354,7 @@ class CacheMachine(TimedMachine):
         if upsert:
             assert cache.upsert(key, value, timeout, version=version) is new
         else:
-            assert cache.set(key, value, timeout, version=version) is None
+            assert cache.set(key, value, timeout, version=version) is True
 
     @rule(data=st.data(), value=VALUES, timeout=TIMEOUTS)
     def add(self, data: st.DataObject, value: Any, timeout: Any) -> None:
@@ -393,11 +394,13 @@ class CacheMachine(TimedMachine):
     def touch(self, data: st.DataObject, timeout: Any, persist: bool) -> None:
         cache, key, version, identity = self.target(data)
         live = self.model.live(identity)
+        had_expiry = live and self.model.entries[identity][1] is not None
         if live:
             value = self.model.entries[identity][0]
             self.model.entries[identity] = (value, None if persist else expires_at(timeout))
         if persist:
-            assert cache.persist(key, version=version) is live
+            # Redis's PERSIST: True only when an expiry was removed.
+            assert cache.persist(key, version=version) is had_expiry
         else:
             assert cache.touch(key, timeout, version=version) is live
 
@@ -406,11 +409,12 @@ class CacheMachine(TimedMachine):
         cache, key, version, identity = self.target(data)
         if not self.model.live(identity):
             with pytest.raises(KeyError):
-                cache.ttl(key, version=version)
+                cache.expires_in(key, version=version)
+            assert cache.ttl(key, version=version) == 0
             return
         expires = self.model.entries[identity][1]
         expected = None if expires is None else expires - time.time()
-        assert cache.ttl(key, version=version) == expected
+        assert cache.expires_in(key, version=version) == expected
 
     @rule(data=st.data(), size=st.integers(min_value=0, max_value=5))
     def get_many(self, data: st.DataObject, size: int) -> None:
@@ -475,7 +479,8 @@ class CacheMachine(TimedMachine):
             lambda key: key[: len(key) // 2]), SHORT_TEXT), label="prefix")  # fmt: skip
         wanted = {key: value for key, value in mine.items() if key.startswith(prefix)}
         assert cache.count(version=version) == len(mine)
-        assert sorted(cache.iter_keys(prefix, version=version)) == sorted(wanted)
+        pattern = glob_escape(prefix) + "*"
+        assert sorted(cache.iter_keys(pattern, version=version)) == sorted(wanted)
         items = list(cache.iter_items(prefix, version=version))
         assert len(items) == len(wanted)
         for key, value in items:

@@ -19,6 +19,7 @@ from django.db import Error as DatabaseError
 from .. import legacy, transfer
 from .. import resign as resigning
 from ..exceptions import UnreadableValue
+from ..patterns import glob_escape
 from .formats import counts, format_value, parse_delta, parse_json, plural
 from .options import FAILED, INTERRUPTED, SIGPIPE_STATUS, check_options, usage_error
 from .session import Session
@@ -138,7 +139,7 @@ def incr(session: Session) -> None:
 @handles("ttl")
 def ttl(session: Session) -> None:
     try:
-        left = session.view.ttl(session.key)
+        left = session.view.expires_in(session.key)
     except KeyError:
         raise session.missing() from None
     session.emit("null" if left is None else format_value(round(left, 3)))
@@ -156,7 +157,7 @@ def expire(session: Session) -> None:
 
 @handles("persist")
 def persist(session: Session) -> None:
-    if not session.view.persist(session.key):
+    if not session.view.touch(session.key, None):
         raise session.missing()
     session.say(f"Key {session.key!r} of store {session.store_name!r} never expires now.")
 
@@ -168,7 +169,7 @@ def list_(session: Session) -> None:
     if session.options["values"]:
         pairs = session.view.iter_items(prefix)
     else:
-        pairs = ((key, None) for key in session.view.iter_keys(prefix))
+        pairs = ((key, None) for key in session.view.iter_keys(glob_escape(prefix) + "*"))
     # The count is of every key of the store: a total only without --prefix.
     with session.progress("list", lambda: None if prefix else session.view.count(), True) as bar:
         for done, (key, value) in enumerate(pairs, 1):

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from ..codec import INT64_MAX, INT64_MIN, INT_FORMAT
+from ..codec import INT64_MAX, INT64_MIN, INT_FORMAT, STRUCTURE_FORMATS
 from ..db import Cursor
+
+if TYPE_CHECKING:
+    from .structures import StructureSQL
 
 # The columns of an inserted row, in the order of the parameters of a row.
 ROW_COLUMNS = (
@@ -40,6 +43,12 @@ Stored = tuple[str, bytes, int | None]
 # row: enough to put it back exactly as it was.
 Popped = tuple[str, bytes, int | None, float | None, int, float, float, int]
 
+# The formats of rows that own members, as an SQL list.
+_KINDS = "(" + ", ".join(f"'{kind}'" for kind in STRUCTURE_FORMATS) + ")"
+
+# Bytes of a key's head that the key index holds (migration 0003).
+HEAD_BYTES = 255
+
 # Rows per batch statement, whatever the vendor's parameter limit allows: large
 # enough to amortise a round trip, small enough to keep one statement's memory low.
 MAX_BATCH_ROWS = 1000
@@ -58,6 +67,7 @@ class Dialect:
     def __init__(self, connection: BaseDatabaseWrapper, table: str) -> None:
         qn = connection.ops.quote_name
         self.alias = connection.alias
+        self.vendor = connection.vendor
         self.max_params = connection.features.max_query_params or 65535
         t = self.table = qn(table)
         c = {name: qn(name) for name in (*ROW_COLUMNS, "id", "writes")}
@@ -78,6 +88,16 @@ class Dialect:
         )
         self.has_key_sql = f"SELECT 1 FROM {t} WHERE {self.where_key_live}"
         self.touch_sql = f"UPDATE {t} SET {c['expires']} = %s WHERE {self.where_key_live}"
+        self.persist_sql = (
+            f"UPDATE {t} SET {c['expires']} = NULL WHERE {self.where_key_live} "
+            f"AND {c['expires']} IS NOT NULL"
+        )
+        # A write only over a live key (set with xx=True).
+        self.replace_sql = (
+            f"UPDATE {t} SET {c['format']} = %s, {c['value']} = %s, {c['number']} = %s, "
+            f"{c['expires']} = %s, {c['updated']} = %s, {c['writes']} = {c['writes']} + 1 "
+            f"WHERE {self.where_key_live}"
+        )
         self.delete_sql = f"DELETE FROM {t} WHERE {self.where_key_live}"
         self.replace_value_sql = (
             f"UPDATE {t} SET {c['format']} = %s, {c['value']} = %s, {c['number']} = %s, "
@@ -99,21 +119,35 @@ class Dialect:
         self.purge_store_sql = (
             f"DELETE FROM {t} WHERE {c['store_hash']} = %s AND {c['expires']} <= %s"
         )
-        # Keyset pagination on the unique (store_hash, key_hash) index: every
-        # page is an index range scan, and no cursor stays open between pages.
-        page_where = (
-            f"FROM {t} WHERE {c['store_hash']} = %s AND {c['key_hash']} > %s AND {self.live} "
-            f"AND {in_range} ORDER BY {c['key_hash']} LIMIT %s"
-        )
+        # Keyset pagination, no cursor open between pages. Where the vendor
+        # indexes the head of the key (migration 0003), pages follow
+        # (store_hash, head, key_hash): a prefix is a range of that index, so
+        # listing "user:*" reads only the keys that start with "user:".
+        # Otherwise they follow the unique (store_hash, key_hash) index.
+        head = self.head = self.key_head()
+        if head is None:
+            page_where = (
+                f"FROM {t} WHERE {c['store_hash']} = %s AND {c['key_hash']} > %s AND {self.live} "
+                f"AND {in_range} ORDER BY {c['key_hash']} LIMIT %s"
+            )
+            tail = ""
+        else:
+            page_where = (
+                f"FROM {t} WHERE {c['store_hash']} = %s AND ({head}, {c['key_hash']}) > (%s, %s) "
+                f"AND {self.live} AND {in_range} AND {head} >= %s AND {head} <= %s "
+                f"ORDER BY {head}, {c['key_hash']} LIMIT %s"
+            )
+            tail = f", {head}"
         self.page_sql = (
-            f"SELECT {c['key_hash']}, {c['key']}, {c['format']}, {c['value']}, {c['number']} "
-            + page_where
+            f"SELECT {c['key_hash']}, {c['key']}, {c['format']}, {c['value']}, {c['number']}"
+            f"{tail} " + page_where
         )
-        self.page_keys_sql = f"SELECT {c['key_hash']}, {c['key']} " + page_where
+        self.page_keys_sql = f"SELECT {c['key_hash']}, {c['key']}{tail} " + page_where
         self.set_many_sql_clause = self.set_many_clause()
         self.upsert_sql = self.insert_head + self.row_placeholders + self.upsert_clause()
         self.add_sql = self.insert_head + self.row_placeholders + self.add_clause()
         self.incr_sql = self.incr_statement()
+        self.incr_or_create_sql = self.incr_or_create_statement()
         self.popped_columns = (
             f"{stored_columns}, {c['expires']}, {c['id']}, {c['created']}, {c['updated']}, "
             f"{c['writes']}"
@@ -123,14 +157,34 @@ class Dialect:
             f"{c['writes']}) VALUES ({', '.join(['%s'] * (len(ROW_COLUMNS) + 2))})"
             + self.ignore_duplicate_clause()
         )
+        # A hash, set or sorted set is never popped: deleting its row would
+        # take its members with it before the value could be read.
         self.pop_sql = (
-            f"DELETE FROM {t} WHERE {self.where_key_live} RETURNING {self.popped_columns}"
+            f"DELETE FROM {t} WHERE {self.where_key_live} AND {c['format']} NOT IN {_KINDS} "
+            f"RETURNING {self.popped_columns}"
         )
         self.purge_sql = self.purge_statement()
         self.cull_sql = self.cull_statement()
         self._in_list = lru_cache(maxsize=64)(self._in_list_uncached)
+        self._structures: StructureSQL | None = None
+
+    @property
+    def structures(self) -> StructureSQL:
+        """The statements of hashes, sets, sorted sets and locks."""
+        if self._structures is None:
+            from django.db import connections
+
+            from .structures import StructureSQL
+
+            self._structures = StructureSQL(self, connections[self.alias])
+        return self._structures
 
     # -- statement texts a vendor may override ------------------------------
+
+    def key_head(self) -> str | None:
+        """The indexed expression of a key's first HEAD_BYTES bytes, or None
+        where the vendor indexes the key itself (MariaDB's prefix index)."""
+        return f"substr({self.c['key']}, 1, {HEAD_BYTES})"
 
     def upsert_clause(self) -> str:
         """``ON CONFLICT`` clause of a set: overwrite, and return ``writes``,
@@ -180,6 +234,26 @@ class Dialect:
             f"RETURNING {c['number']}"
         )
 
+    def incr_or_create_statement(self) -> str | None:
+        """Add to a native integer, or create it at the amount where the key
+        is absent or expired (django-redis's ``ignore_key_check``), keeping a
+        live key's expiry; returns the new value. None: the vendor has none."""
+        c, t = self.c, self.table
+        expired = f"{t}.{c['expires']} <= excluded.{c['updated']}"
+        return (
+            self.insert_head + self.row_placeholders
+            + f" ON CONFLICT ({c['store_hash']}, {c['key_hash']}) DO UPDATE SET "
+            f"{c['number']} = CASE WHEN {expired} THEN excluded.{c['number']} "
+            f"ELSE {t}.{c['number']} + excluded.{c['number']} END, "
+            f"{c['expires']} = CASE WHEN {expired} THEN NULL ELSE {t}.{c['expires']} END, "
+            f"{c['created']} = CASE WHEN {expired} THEN excluded.{c['created']} "
+            f"ELSE {t}.{c['created']} END, "
+            f"{c['format']} = excluded.{c['format']}, {c['value']} = excluded.{c['value']}, "
+            f"{c['updated']} = excluded.{c['updated']}, {c['writes']} = {t}.{c['writes']} + 1 "
+            f"WHERE {expired} OR ({t}.{c['format']} = '{INT_FORMAT}' "
+            f"AND {t}.{c['number']} BETWEEN %s AND %s) RETURNING {c['number']}"
+        )  # fmt: skip
+
     def purge_statement(self) -> str:
         """Delete at most N expired rows of any store."""
         c, t = self.c, self.table
@@ -198,6 +272,31 @@ class Dialect:
             f"DELETE FROM {t} WHERE {c['id']} IN (SELECT {c['id']} FROM {t} "
             f"WHERE {c['store_hash']} = %s ORDER BY {c['updated']}, {c['id']} LIMIT %s)"
         )
+
+    # -- pages of keys ---------------------------------------------------------
+
+    def page_query(
+        self,
+        values: bool,
+        store_hash: str,
+        after: Any,
+        now: float,
+        low: bytes,
+        high: bytes,
+        size: int,
+    ) -> tuple[str, tuple[Any, ...]]:
+        """The statement of the page of keys in ``[low, high)`` after the row
+        that :meth:`page_after` made ``after`` (None: the first page)."""
+        sql = self.page_sql if values else self.page_keys_sql
+        if self.head is None:
+            return sql, (store_hash, after or "", now, low, high, size)
+        after_head, after_hash = after or (b"", "")
+        head_low, head_high = low[:HEAD_BYTES], high[:HEAD_BYTES]
+        return sql, (store_hash, after_head, after_hash, now, low, high, head_low, head_high, size)
+
+    def page_after(self, row: Sequence[Any]) -> Any:
+        """Where the page after ``row`` starts."""
+        return row[0] if self.head is None else (bytes(row[-1]), row[0])
 
     # -- vendor-only steps ----------------------------------------------------
 
@@ -220,6 +319,15 @@ class Dialect:
         cursor.execute(self.incr_sql, (delta, now, store_hash, key_hash, now, low, high))
         row = cursor.fetchone()
         return None if row is None else int(row[0])
+
+    def incr_or_create(self, cursor: Cursor, row: Row, delta: int) -> int | None:
+        """The new value, or None when a live value is not a native integer,
+        the sum would leave 64 bits, or the vendor has no such statement."""
+        if self.incr_or_create_sql is None:
+            return None
+        cursor.execute(self.incr_or_create_sql, (*row, *incr_bounds(delta)))
+        found = cursor.fetchone()
+        return None if found is None else int(found[0])
 
     def pop(self, cursor: Cursor, store_hash: str, key_hash: str, now: float) -> Popped | None:
         """Delete a live row and return what it held, in one statement."""

@@ -19,7 +19,10 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 
 from ..codec import INT_FORMAT
 from ..db import Cursor
-from .base import Dialect, Popped, Row, incr_bounds
+from .base import _KINDS, Dialect, Popped, Row, incr_bounds
+
+# Added to LAST_INSERT_ID by an upsert that replaced a structure.
+RETYPED = 2**62
 
 
 def _signed(value: int) -> int:
@@ -41,12 +44,23 @@ class MySQLDialect(Dialect):
         self.has_delete_returning = bool(getattr(connection, "mysql_is_mariadb", False))
         super().__init__(connection, table)
 
+    def key_head(self) -> str | None:
+        # The index holds a prefix of the key column itself, which range
+        # conditions on the key use directly.
+        return None
+
     def upsert_clause(self) -> str:
         c = self.c
         expired = f"{c['expires']} <= VALUES({c['updated']})"
+        writes = f"IF({expired}, 1, {c['writes']} + 1)"
+        # LAST_INSERT_ID also says whether the row held a hash, set or sorted
+        # set (RETYPED is added), whose members must then go: MariaDB cannot
+        # have the trigger that does it on the other databases, since any
+        # trigger on the table stops UPDATE reporting LAST_INSERT_ID.
         return (
             " ON DUPLICATE KEY UPDATE "
-            f"{c['writes']} = LAST_INSERT_ID(IF({expired}, 1, {c['writes']} + 1)), "
+            f"{c['writes']} = {writes} + 0 * LAST_INSERT_ID("
+            f"{writes} + IF({c['format']} IN {_KINDS}, {RETYPED}, 0)), "
             f"{c['created']} = IF({expired}, VALUES({c['created']}), {c['created']}), "
             f"{c['format']} = VALUES({c['format']}), {c['value']} = VALUES({c['value']}), "
             f"{c['number']} = VALUES({c['number']}), {c['updated']} = VALUES({c['updated']}), "
@@ -84,6 +98,11 @@ class MySQLDialect(Dialect):
             f"AND {c['number']} BETWEEN %s AND %s"
         )
 
+    def incr_or_create_statement(self) -> str | None:
+        # ON DUPLICATE KEY UPDATE has no WHERE to refuse a non-integer: the
+        # backend adds or increments in two atomic steps instead.
+        return None
+
     def purge_statement(self) -> str:
         c = self.c
         return f"DELETE FROM {self.table} WHERE {c['expires']} <= %s LIMIT %s"
@@ -102,7 +121,13 @@ class MySQLDialect(Dialect):
         # 1 row affected: inserted. 2: updated, and LAST_INSERT_ID holds the
         # new ``writes``, which is 1 when the row it replaced had expired.
         cursor.execute(self.upsert_sql, row)
-        return cursor.rowcount == 1 or cursor.lastrowid == 1
+        if cursor.rowcount == 1:
+            return True
+        writes = int(cursor.lastrowid)
+        if writes >= RETYPED:
+            cursor.execute(self.structures.drop_members_sql, (row[2], row[3]))
+            writes -= RETYPED
+        return writes == 1
 
     def add(self, cursor: Cursor, row: Row) -> bool:
         # Inserted: 1 row and the new id; expired row replaced: 2 rows; a live
@@ -123,7 +148,7 @@ class MySQLDialect(Dialect):
         with transaction.atomic(using=self.alias):
             cursor.execute(
                 f"SELECT {self.popped_columns} FROM {self.table} "
-                f"WHERE {self.where_key_live} FOR UPDATE",
+                f"WHERE {self.where_key_live} AND {self.c['format']} NOT IN {_KINDS} FOR UPDATE",
                 (store_hash, key_hash, now),
             )
             row = cursor.fetchone()

@@ -18,7 +18,7 @@ from typing import Any
 
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from .base import ROW_COLUMNS, Dialect, Row
+from .base import HEAD_BYTES, ROW_COLUMNS, Dialect, Row
 
 # SQL type of each column of a row, for the arrays unnest() takes.
 _COLUMN_TYPES = {
@@ -51,6 +51,9 @@ class PostgreSQLDialect(Dialect):
         self.insert_rows_head = (
             f"{self.insert_head.removesuffix(' VALUES ')} SELECT *, 1 FROM unnest({arrays})"
         )
+
+    def key_head(self) -> str | None:
+        return f"substring({self.c['key']} from 1 for {HEAD_BYTES})"
 
     def get_many_query(
         self, store_hash: str, hashes: Sequence[str], now: float

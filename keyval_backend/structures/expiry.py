@@ -1,0 +1,119 @@
+"""Expiry verbs of Redis: ``ttl``, ``pttl``, ``expire``, ``pexpire``,
+``expire_at``, ``pexpire_at`` and ``persist``, with django-redis's results.
+
+They act on a key's row whatever it holds, so a hash, set, sorted set or lock
+expires whole, as in Redis.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.core.cache.backends.base import DEFAULT_TIMEOUT
+
+from .. import db
+from .base import StructureCommands, async_twins
+
+
+@async_twins("ttl", "pttl", "expire", "pexpire", "expire_at", "pexpire_at", "persist", "expires_in")
+class ExpiryCommands(StructureCommands):
+    def expires_in(self, key: Any, version: int | None = None) -> float | None:
+        """Seconds ``key`` has left (a float), None if it never expires;
+        KeyError if it is absent or expired."""
+        key_hash = self._key_hash(key, version)
+        now = time.time()
+        dialect = self._get_dialect()
+        with db.cursor(dialect.alias) as cursor:
+            cursor.execute(dialect.expires_sql, (self._store_hash, key_hash, now))
+            row = cursor.fetchone()
+        if row is None:
+            raise KeyError(key)
+        return None if row[0] is None else max(0.0, row[0] - now)
+
+    def ttl(self, key: Any, version: int | None = None) -> int | None:
+        """Whole seconds ``key`` has left, rounded as Redis's TTL; None if it
+        never expires, 0 if it is absent (django-redis's answers)."""
+        left = self._left(key, version)
+        return left if left is None else math.floor(left + 0.5)
+
+    def pttl(self, key: Any, version: int | None = None) -> int | None:
+        """:meth:`ttl` in milliseconds."""
+        left = self._left(key, version)
+        return left if left is None else math.floor(left * 1000 + 0.5)
+
+    def _left(self, key: Any, version: int | None) -> float | None:
+        try:
+            return self.expires_in(key, version)
+        except KeyError:
+            return 0.0
+
+    def expire(self, key: Any, timeout: Any, version: int | None = None) -> bool:
+        """Make ``key`` expire ``timeout`` seconds (or a timedelta) from now;
+        False if it is absent. A timeout of 0 or less deletes it, as in Redis;
+        None (or the cache's default of None) makes it persistent."""
+        if timeout is DEFAULT_TIMEOUT:
+            timeout = self.default_timeout
+        if timeout is None:
+            return self.touch(key, None, version)
+        return self._expire_after(key, _seconds(timeout), version)
+
+    def pexpire(self, key: Any, timeout: Any, version: int | None = None) -> bool:
+        """:meth:`expire` with ``timeout`` in milliseconds."""
+        if timeout is DEFAULT_TIMEOUT:
+            timeout = self.default_timeout
+            if timeout is None:
+                return self.touch(key, None, version)
+            return self._expire_after(key, _seconds(timeout), version)
+        if isinstance(timeout, timedelta):
+            return self._expire_after(key, timeout.total_seconds(), version)
+        return self._expire_after(key, _seconds(timeout) / 1000, version)
+
+    def expire_at(self, key: Any, when: Any, version: int | None = None) -> bool:
+        """Make ``key`` expire at ``when``: Unix seconds or a datetime."""
+        return self._expire_after(key, _unix(when, 1) - time.time(), version)
+
+    def pexpire_at(self, key: Any, when: Any, version: int | None = None) -> bool:
+        """Make ``key`` expire at ``when``: Unix milliseconds or a datetime."""
+        return self._expire_after(key, _unix(when, 1000) - time.time(), version)
+
+    def _expire_after(self, key: Any, seconds: float, version: int | None) -> bool:
+        if seconds <= 0:
+            return self.delete(key, version)
+        return self.touch(key, seconds, version)
+
+    def persist(self, key: Any, version: int | None = None) -> bool:
+        """Remove the expiry of ``key``: True if it had one (Redis's PERSIST),
+        False if it is absent or never expired."""
+        key_hash = self._key_hash(key, version)
+        dialect = self._get_dialect()
+        params = (self._store_hash, key_hash, time.time())
+
+        def attempt() -> bool:
+            with db.cursor(dialect.alias) as cursor:
+                cursor.execute(dialect.persist_sql, params)
+                return bool(cursor.rowcount)
+
+        return db.retry_on_deadlock(dialect.alias, attempt)
+
+
+def _seconds(timeout: Any) -> float:
+    if isinstance(timeout, timedelta):
+        return timeout.total_seconds()
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        raise TypeError(
+            f"timeout is a number of seconds or a timedelta, not {type(timeout).__name__}"
+        )
+    return float(timeout)
+
+
+def _unix(when: Any, per_second: int) -> float:
+    """Unix seconds of ``when`` (a datetime, naive meaning local time as in
+    redis-py, or a number of ``1/per_second`` seconds)."""
+    if isinstance(when, datetime):
+        return when.timestamp()
+    if isinstance(when, bool) or not isinstance(when, int | float):
+        raise TypeError(f"when is a datetime or a Unix time, not {type(when).__name__}")
+    return float(when) / per_second

@@ -1,0 +1,156 @@
+"""Hashes: ``hset``, ``hget``, ``hincrby``, ... (Redis's hash commands).
+
+A hash is its key's row (format ``hash``) and one member row per field. Fields
+are text, as in Redis and django-redis; values are anything the cache stores,
+with integers and floats kept as numbers so that ``hincrby`` and
+``hincrbyfloat`` add in SQL, in one statement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from django.db import DataError, OperationalError
+
+from ..codec import INT_FORMAT, member_hash
+from ..sql.structures import int_guard
+from .base import FLOAT_FORMAT, MemberRow, StructureCommands, _field, async_twins
+
+HASH = "hash"
+
+
+@async_twins(
+    "hset", "hsetnx", "hget", "hmget", "hgetall", "hdel", "hlen", "hkeys", "hvals",
+    "hexists", "hincrby", "hincrbyfloat",
+)  # fmt: skip
+class HashCommands(StructureCommands):
+    def hset(
+        self,
+        key: Any,
+        field: Any = None,
+        value: Any = None,
+        mapping: Mapping[Any, Any] | None = None,
+        version: int | None = None,
+    ) -> int:
+        """Set ``field`` to ``value`` (and every pair of ``mapping``); return
+        how many fields are new."""
+        pairs: dict[str, Any] = {}
+        if field is not None:
+            pairs[self._field_row(field, value)[0]] = (field, value)
+        if mapping:
+            for name, item in mapping.items():
+                pairs[self._field_row(name, item)[0]] = (name, item)
+        if not pairs:
+            raise ValueError("hset needs a field and a value, or a mapping")
+        rows = [self._field_row(name, item) for name, item in pairs.values()]
+        sql, _ = self._structures()
+        written = self._write_members(key, version, HASH, rows, sql.set_value)
+        return sum(1 for row in written if row[0] == 1)
+
+    def hsetnx(self, key: Any, field: Any, value: Any, version: int | None = None) -> bool:
+        """Set ``field`` only if the hash does not have it; True if set."""
+        sql, _ = self._structures()
+        row = self._field_row(field, value)
+        written = self._write_members(key, version, HASH, [row], sql.keep_existing)
+        return any(item[0] == 1 for item in written)
+
+    def hget(self, key: Any, field: Any, version: int | None = None) -> Any:
+        """The value of ``field``, or None."""
+        sql, _ = self._structures()
+        key_hash, where = self._where(key, version, HASH)
+        rows = self._read(key_hash, HASH, sql.member_sql, [*where, self._field_row(field, None)[0]])
+        return self._decode_value(rows[0]) if rows else None
+
+    def hmget(self, key: Any, fields: Any, *args: Any, version: int | None = None) -> list[Any]:
+        """The values of ``fields`` (a list, or several arguments), None for
+        each missing one."""
+        names = (
+            [fields, *args] if isinstance(fields, str | bytes | int | float) else [*fields, *args]
+        )
+        hashes = [self._field_row(name, None)[0] for name in names]
+        if not hashes:
+            return []
+        sql, _ = self._structures()
+        key_hash, where = self._where(key, version, HASH)
+        text = sql.hashes_in + sql.placeholders(len(hashes))
+        found = {row[0]: row[1:] for row in self._read(key_hash, HASH, text, [*where, *hashes])}
+        return [self._decode_value(found[h]) if h in found else None for h in hashes]
+
+    def hgetall(self, key: Any, version: int | None = None) -> dict[str, Any]:
+        """Every field and value, in the order the fields were added."""
+        return {
+            self._decode_member(row): self._decode_value(row)
+            for row in self._member_pages(key, version, HASH)
+        }
+
+    def hdel(self, key: Any, *fields: Any, version: int | None = None) -> int:
+        """Delete fields; return how many existed. The hash goes when its
+        last field does."""
+        if not fields:
+            raise ValueError("hdel needs at least one field")
+        hashes = list({self._field_row(name, None)[0]: None for name in fields})
+        return self._delete_members(key, version, HASH, hashes)
+
+    def hlen(self, key: Any, version: int | None = None) -> int:
+        return self._count(key, version, HASH)
+
+    def hkeys(self, key: Any, version: int | None = None) -> list[str]:
+        return [self._decode_member(row) for row in self._member_pages(key, version, HASH)]
+
+    def hvals(self, key: Any, version: int | None = None) -> list[Any]:
+        return [self._decode_value(row) for row in self._member_pages(key, version, HASH)]
+
+    def hexists(self, key: Any, field: Any, version: int | None = None) -> bool:
+        sql, _ = self._structures()
+        key_hash, where = self._where(key, version, HASH)
+        rows = self._read(key_hash, HASH, sql.member_sql, [*where, self._field_row(field, None)[0]])
+        return bool(rows)
+
+    def hincrby(self, key: Any, field: Any, amount: int = 1, version: int | None = None) -> int:
+        """Add ``amount`` to an integer field (a missing field counts as 0),
+        atomically, in one statement; return the new value."""
+        if type(amount) is not int:
+            raise TypeError(f"hincrby adds an int, not {type(amount).__name__}")
+        sql, _ = self._structures()
+        row = self._number_row(field, INT_FORMAT, amount, None)
+        guard = [] if sql.mysql else list(int_guard(amount))
+        try:
+            written = self._write_members(key, version, HASH, [row], sql.add_number, guard)
+        except (DataError, OperationalError) as exc:
+            if "out of range" not in str(exc):
+                raise
+            written = []
+        if written and written[0][1] == INT_FORMAT:
+            return int(written[0][2])
+        if type(self.hget(key, field, version)) is int:
+            raise ValueError("increment or decrement would overflow")
+        raise ValueError(self._not_a_number(key, field, version, "an integer"))
+
+    def hincrbyfloat(
+        self, key: Any, field: Any, amount: float = 1.0, version: int | None = None
+    ) -> float:
+        """Add ``amount`` to a numeric field (a missing field counts as 0),
+        atomically, in one statement; return the new value."""
+        if isinstance(amount, bool) or not isinstance(amount, int | float):
+            raise TypeError(f"hincrbyfloat adds a number, not {type(amount).__name__}")
+        sql, _ = self._structures()
+        row = self._number_row(field, FLOAT_FORMAT, None, float(amount))
+        written = self._write_members(key, version, HASH, [row], sql.add_float)
+        if written and written[0][1] == FLOAT_FORMAT:
+            return float(written[0][3])
+        raise ValueError(self._not_a_number(key, field, version, "a float"))
+
+    def _number_row(
+        self, field: Any, fmt: str, number: int | None, score: float | None
+    ) -> MemberRow:
+        """A field and an amount to add, as member parameters."""
+        stored = _field(field)
+        return (member_hash(stored), *stored, fmt, b"", number, score)
+
+    def _not_a_number(self, key: Any, field: Any, version: int | None, kind: str) -> str:
+        value = self.hget(key, field, version)
+        return f"hash value is not {kind}: field {field!r} of {key!r} holds {type(value).__name__}"
+
+
+__all__ = ["HashCommands"]

@@ -1,0 +1,264 @@
+"""Sets: ``sadd``, ``smembers``, ``spop``, ``sinter``, ... (Redis's set commands).
+
+A set is its key's row (format ``set``) and one member row per member. Members
+are any value the cache stores, compared by their stored form (integers as
+their digits, anything else serialized), as Redis compares bytes.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+from django.db import transaction
+
+from .. import db
+from ..patterns import compile_glob
+from .base import MemberRow, StructureCommands, async_twins
+
+SET = "set"
+
+
+@async_twins(
+    "sadd", "srem", "smembers", "sismember", "smismember", "scard", "spop", "srandmember",
+    "smove", "sdiff", "sinter", "sunion", "sdiffstore", "sinterstore", "sunionstore", "sscan",
+)  # fmt: skip
+class SetCommands(StructureCommands):
+    def sadd(self, key: Any, *values: Any, version: int | None = None) -> int:
+        """Add members; return how many were new."""
+        if not values:
+            raise ValueError("sadd needs at least one member")
+        rows = list({row[0]: row for row in map(self._member_row, values)}.values())
+        sql, _ = self._structures()
+        written = self._write_members(key, version, SET, rows, sql.keep_existing)
+        return sum(1 for row in written if row[0] == 1)
+
+    def srem(self, key: Any, *members: Any, version: int | None = None) -> int:
+        """Remove members; return how many were there. The set goes when its
+        last member does."""
+        if not members:
+            raise ValueError("srem needs at least one member")
+        hashes = list({self._member_hash(member): None for member in members})
+        return self._delete_members(key, version, SET, hashes)
+
+    def smembers(self, key: Any, version: int | None = None) -> set[Any]:
+        return {self._decode_member(row) for row in self._member_pages(key, version, SET)}
+
+    def sismember(self, key: Any, member: Any, version: int | None = None) -> bool:
+        sql, _ = self._structures()
+        key_hash, where = self._where(key, version, SET)
+        return bool(self._read(key_hash, SET, sql.member_sql, [*where, self._member_hash(member)]))
+
+    def smismember(self, key: Any, *members: Any, version: int | None = None) -> list[bool]:
+        if len(members) == 1 and isinstance(members[0], list | tuple):
+            members = tuple(members[0])
+        if not members:
+            raise ValueError("smismember needs at least one member")
+        hashes = [self._member_hash(member) for member in members]
+        sql, _ = self._structures()
+        key_hash, where = self._where(key, version, SET)
+        text = sql.hashes_in + sql.placeholders(len(set(hashes)))
+        found = {row[0] for row in self._read(key_hash, SET, text, [*where, *set(hashes)])}
+        return [h in found for h in hashes]
+
+    def scard(self, key: Any, version: int | None = None) -> int:
+        return self._count(key, version, SET)
+
+    def spop(self, key: Any, count: int | None = None, version: int | None = None) -> Any:
+        """Remove and return a random member (None if the set is empty), or
+        a set of up to ``count`` members. Of several processes popping, each
+        member goes to exactly one."""
+        wanted = 1 if count is None else _non_negative(count, "spop")
+        popped = self._random(key, version, wanted, remove=True) if wanted else []
+        members = [self._decode_member(row) for row in popped]
+        if count is None:
+            return members[0] if members else None
+        return set(members)
+
+    def srandmember(self, key: Any, count: int | None = None, version: int | None = None) -> Any:
+        """A random member (None if empty); with ``count``, a list of up to
+        ``count`` distinct members, or of ``-count`` members that may repeat."""
+        if count is None:
+            rows = self._random(key, version, 1, remove=False)
+            return self._decode_member(rows[0]) if rows else None
+        if type(count) is not int:
+            raise TypeError(f"count is an int, not {type(count).__name__}")
+        if count >= 0:
+            return [
+                self._decode_member(row) for row in self._random(key, version, count, remove=False)
+            ]
+        pool = [
+            self._decode_member(row) for row in self._random(key, version, -count, remove=False)
+        ]
+        return [random.choice(pool) for _ in range(-count)] if pool else []
+
+    def _random(self, key: Any, version: int | None, count: int, remove: bool) -> list[Any]:
+        """Up to ``count`` member rows from a random point of the member hash
+        order (wrapping round), read or deleted in one statement each."""
+        sql, alias = self._structures()
+        key_hash, where = self._where(key, version, SET)
+        start = secrets.token_hex(16)
+        rows: list[Any] = []
+        for low in (start, ""):
+            if len(rows) >= count:
+                break
+            if remove:
+                text = sql.pop_sql["random"]
+                params = [*where, low, count - len(rows)]
+
+                def attempt(text: str = text, params: list[Any] = params) -> list[Any]:
+                    with db.cursor(alias) as cursor:
+                        cursor.execute(text, params)
+                        return list(cursor.fetchall())
+
+                rows.extend(db.retry_on_deadlock(alias, attempt))
+            else:
+                with db.cursor(alias) as cursor:
+                    cursor.execute(sql.random_sql, [*where, low, count])
+                    seen = {row[0] for row in rows}
+                    rows.extend(row for row in cursor.fetchall() if row[0] not in seen)
+                rows = rows[:count]
+        if not remove:
+            rows = [row[1:] for row in rows]
+        if remove and rows:
+            self._drop_if_empty(key_hash, SET)
+        elif not rows:
+            self._check_kind(key_hash, SET)
+        return rows
+
+    def smove(self, source: Any, destination: Any, member: Any, version: int | None = None) -> bool:
+        """Move ``member`` from ``source`` to ``destination`` atomically; False
+        if ``source`` does not have it."""
+        sql, alias = self._structures()
+        source_hash = self._key_hash(source, version)
+        self._check_kind(self._key_hash(destination, version), SET)
+        row = self._member_row(member)
+        with transaction.atomic(using=alias):
+            if not self._delete_members(source, version, SET, [row[0]]):
+                return False
+            self._write_members(destination, version, SET, [row], sql.keep_existing)
+        self._drop_if_empty(source_hash, SET)
+        return True
+
+    # -- set algebra ------------------------------------------------------------
+
+    def _rows_of(self, key: Any, version: int | None) -> dict[str, MemberRow]:
+        """Every member of a set as member parameters, by member hash."""
+        return {
+            _hash_of(row): (
+                _hash_of(row),
+                row[0],
+                bytes(row[1]),
+                bytes(row[2]),
+                "",
+                b"",
+                None,
+                None,
+            )
+            for row in self._member_pages(key, version, SET)
+        }
+
+    def _combine(
+        self,
+        keys: tuple[Any, ...],
+        version: int | None,
+        op: Callable[[set[str], set[str]], set[str]],
+    ) -> dict[str, MemberRow]:
+        if not keys:
+            raise ValueError("at least one key is needed")
+        result = self._rows_of(keys[0], version)
+        chosen = set(result)
+        for other in keys[1:]:
+            rows = self._rows_of(other, version)
+            result.update(rows)
+            chosen = op(chosen, set(rows))
+        return {h: result[h] for h in chosen}
+
+    def sdiff(self, *keys: Any, version: int | None = None) -> set[Any]:
+        return self._decoded(self._combine(keys, version, set.difference))
+
+    def sinter(self, *keys: Any, version: int | None = None) -> set[Any]:
+        return self._decoded(self._combine(keys, version, set.intersection))
+
+    def sunion(self, *keys: Any, version: int | None = None) -> set[Any]:
+        return self._decoded(self._combine(keys, version, set.union))
+
+    def sdiffstore(
+        self,
+        dest: Any,
+        *keys: Any,
+        version_dest: int | None = None,
+        version_keys: int | None = None,
+    ) -> int:
+        return self._store_result(
+            dest, version_dest, self._combine(keys, version_keys, set.difference)
+        )
+
+    def sinterstore(self, dest: Any, *keys: Any, version: int | None = None) -> int:
+        return self._store_result(dest, version, self._combine(keys, version, set.intersection))
+
+    def sunionstore(self, destination: Any, *keys: Any, version: int | None = None) -> int:
+        return self._store_result(destination, version, self._combine(keys, version, set.union))
+
+    def _decoded(self, rows: dict[str, MemberRow]) -> set[Any]:
+        return {self._decode_member(row[1:4]) for row in rows.values()}
+
+    def _store_result(self, dest: Any, version: int | None, rows: dict[str, MemberRow]) -> int:
+        """Replace ``dest`` (whatever it held) with a set of ``rows``; an empty
+        result leaves no key, as in Redis."""
+        sql, alias = self._structures()
+        dest_hash = self._key_hash(dest, version)
+        with transaction.atomic(using=alias):
+            with db.cursor(alias) as cursor:
+                cursor.execute(sql.drop_key_sql, (self._store_hash, dest_hash))
+            members = list(rows.values())
+            for start in range(0, len(members), 500):
+                self._write_members(
+                    dest, version, SET, members[start : start + 500], sql.keep_existing
+                )
+        return len(members)
+
+    # -- scanning ------------------------------------------------------------------
+
+    def sscan_iter(
+        self, key: Any, match: str | None = None, count: int | None = 10, version: int | None = None
+    ) -> Iterator[Any]:
+        """Every member (that is a str matching the glob ``match``, if given),
+        read a page at a time."""
+        regex = compile_glob(match)[1] if match is not None else None
+        for row in self._member_pages(key, version, SET):
+            member = self._decode_member(row)
+            if regex is None or (isinstance(member, str) and regex.fullmatch(member)):
+                yield member
+
+    async def asscan_iter(
+        self, key: Any, match: str | None = None, count: int | None = 10, version: int | None = None
+    ) -> AsyncIterator[Any]:
+        """Async :meth:`sscan_iter` (the members are read before the first
+        one is yielded)."""
+        for member in await self.asscan(key, match, count, version):  # type: ignore[attr-defined]
+            yield member
+
+    def sscan(
+        self, key: Any, match: str | None = None, count: int | None = 10, version: int | None = None
+    ) -> set[Any]:
+        return set(self.sscan_iter(key, match, count, version))
+
+
+def _hash_of(row: Any) -> str:
+    from ..codec import member_hash
+
+    return member_hash((row[0], bytes(row[1]), bytes(row[2])))
+
+
+def _non_negative(count: Any, name: str) -> int:
+    if type(count) is not int:
+        raise TypeError(f"count is an int, not {type(count).__name__}")
+    if count < 0:
+        raise ValueError(f"{name} count must be positive, not {count}")
+    return count
+
+
+__all__ = ["SetCommands"]
