@@ -268,11 +268,6 @@ def print_profile(result: dict[str, Any], markdown: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if "--structures" in argv:
-        from . import structures
-
-        return structures.main([arg for arg in argv if arg != "--structures"])
     args = parser().parse_args(argv)
     if args.structures:
         parser().error("write --structures in full")

@@ -74,11 +74,7 @@ def circles(package: str) -> list[list[str]]:
 
 
 # Circles known and left to their owners, each with why it is still there.
-KNOWN_CIRCLES = [
-    # The dialect builds its structures' SQL on first use (a function-level
-    # import); to be broken when sql/ settles, e.g. by a module both import.
-    ["keyval_backend.sql.base", "keyval_backend.sql.structures", "keyval_backend.sql.base"],
-]
+KNOWN_CIRCLES: list[list[str]] = []
 
 
 @pytest.mark.parametrize("package", ["keyval_backend", "benchmarks"])

@@ -21,7 +21,7 @@ from django.db import IntegrityError, connections, transaction
 from .. import db
 from ..codec import FIELD_FORMAT, INT_FORMAT, RowCodec, member_hash, wrong_type_message
 from ..exceptions import WrongTypeError
-from ..sql.structures import MEMBER_READ, StructureSQL, flatten
+from ..sql.structures import MEMBER_READ, StructureSQL, flatten, structure_sql
 
 if TYPE_CHECKING:
     from ..sql import Dialect
@@ -67,7 +67,7 @@ class StructureCommands(BaseCache):
 
     def _structures(self) -> tuple[StructureSQL, str]:
         dialect = self._get_dialect()
-        return dialect.structures, dialect.alias
+        return structure_sql(dialect), dialect.alias
 
     def _member_identity(self) -> bytes:
         return (self._store_hash + _MEMBER_IDENTITY).encode()
