@@ -119,3 +119,10 @@ def test_a_failed_write_changes_nothing(filled: KeyValCache) -> None:
     with pytest.raises(ValueError, match="overflow"):
         filled.hincrby("h", "a", 2**63 - 1)
     assert filled.hget("h", "a") == 1
+
+
+def test_the_admin_lists_a_structure_as_what_it_is(filled: KeyValCache, admin_client: Any) -> None:
+    filled.lock("job").acquire()
+    page = admin_client.get("/admin/keyval_backend/entry/").content.decode()
+    for kind in ("a hash", "a set", "a sorted set", "a lock"):
+        assert f"{kind} (read it with the cache&#x27;s commands)" in page

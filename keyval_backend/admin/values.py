@@ -15,7 +15,7 @@ from django.db.models.functions import Length
 from django.utils import formats
 from django.utils.timezone import localtime
 
-from ..codec import INT_FORMAT, RowCodec
+from ..codec import INT_FORMAT, KIND_FORMATS, RowCodec
 from ..exceptions import UnreadableValue
 from ..facade import CACHE_ALIAS
 from ..models import Entry
@@ -55,6 +55,8 @@ class ShownValue:
     readable: bool = False
     value: Any = None
     problem: str = ""
+    # "a hash", "a set", "a sorted set", "a lock": not a value at all.
+    kind: str = ""
 
     @cached_property
     def json(self) -> str | None:
@@ -80,6 +82,8 @@ class ShownValue:
 
     def text(self, limit: int) -> str:
         """A one-line description of at most about ``limit`` characters."""
+        if self.kind:
+            return f"{self.kind} (read it with the cache's commands)"
         if not self.loaded:
             return f"{self.size} bytes (too large to preview)"
         if not self.readable:
@@ -100,6 +104,8 @@ def show_value(entry: Entry, data: bytes | memoryview | None) -> ShownValue:
     """Verify and decode ``data``, the value of ``entry`` (None when it was
     too large to load), without ever deserializing what does not verify."""
     size = entry.stored_size if hasattr(entry, "stored_size") else _size(entry, data)
+    if entry.format in KIND_FORMATS:
+        return ShownValue(size=size, kind=KIND_FORMATS[entry.format])
     if data is None and entry.format != INT_FORMAT:
         return ShownValue(size=size, loaded=False)
     identity = (entry.store_hash + entry.key_hash).encode()
