@@ -162,16 +162,15 @@ class Lock:
             if sql.lock_refence_sql is not None:
                 cursor.execute(sql.lock_refence_sql, (fence,))
                 return int(cursor.fetchone()[0])
-            if sql.max_id_sql is not None:
-                # InnoDB draws the id before the INSERT waits, too; it cannot
-                # draw one in an UPDATE, so when a larger id exists the row
-                # is written again, in a transaction that holds the key.
-                cursor.execute(sql.max_id_sql)
-                if int(cursor.fetchone()[0]) > fence:
-                    with transaction.atomic(using=alias):
-                        cursor.execute(sql.lock_delete_id_sql, (fence,))
-                        cursor.execute(sql.lock_acquire_sql[bool(self.timeout)], params)
-                        fence = int(cursor.fetchone()[0])
+            if sql.mysql:
+                # InnoDB draws the id before the INSERT waits, too, and cannot
+                # draw one in an UPDATE (nor tell which ids were drawn and
+                # deleted meanwhile): the row is written again, in a
+                # transaction that holds the key, to draw an id now.
+                with transaction.atomic(using=alias):
+                    cursor.execute(sql.lock_delete_id_sql, (fence,))
+                    cursor.execute(sql.lock_acquire_sql[bool(self.timeout)], params)
+                    fence = int(cursor.fetchone()[0])
             return fence
 
         def attempt() -> int | None:
