@@ -1,17 +1,20 @@
-"""PostgreSQL: psycopg 3's async connections, one pool per event loop.
+"""PostgreSQL: psycopg 3's async connections, a small pool per event loop.
 
 The connections are made from the alias's ``DATABASES`` entry as Django makes
 its own (``get_connection_params``: host, port, user, password, ``OPTIONS``
-including ``prepare_threshold``, ``assume_role``, and Django's adapters), in
+including ``prepare_threshold`` and ``assume_role``, Django's adapters), in
 autocommit mode. Parameters are bound on the server, as the lean cursor binds
 them whatever ``server_side_binding`` says (see :mod:`keyval_backend.db`).
 
-The pool is ``psycopg_pool.AsyncConnectionPool``, sized by
-``OPTIONS["pool"]`` when that is a dict (Django's own pool options:
-``min_size``, ``max_size``, ``timeout``, ``max_idle``, ``max_lifetime``),
-else ``min_size=1, max_size=10``. A task cancelled mid-statement hands its
-connection back in a state the pool recognises (an active query, a broken
-transaction): the pool rolls it back or replaces it, so no later task meets it.
+The pool holds at most ``OPTIONS["pool"]["max_size"]`` connections (Django's
+own pool option; 10 without it) and has no task of its own: a call that finds
+no idle connection opens one itself, or waits for one. That is why it is not
+``psycopg_pool.AsyncConnectionPool``: its maintenance workers replace a
+broken connection in the background, and a worker busy connecting when
+``asyncio.run`` ends swallows the loop's cancellation, so the run never
+returns (measured with psycopg_pool 3.3: a task cancelled mid-statement, then
+the end of the loop). A connection handed back in any state but idle (a
+task cancelled mid-statement, a failed connection) is closed, never reused.
 """
 
 from __future__ import annotations
@@ -23,61 +26,88 @@ from typing import Any
 import psycopg
 from django.db import connections
 from psycopg import sql as psycopg_sql
-from psycopg.pq import ExecStatus
-from psycopg_pool import AsyncConnectionPool
+from psycopg.pq import ExecStatus, TransactionStatus
 
 from .base import Driver, LoopState, Result, translated
 
-DEFAULT_POOL = {"min_size": 1, "max_size": 10}
-_POOL_OPTIONS = ("min_size", "max_size", "timeout", "max_idle", "max_lifetime", "max_waiting")
+DEFAULT_MAX_SIZE = 10
 
 
-class PostgreSQLState(LoopState):
-    def __init__(self, pool: AsyncConnectionPool) -> None:
-        self.pool = pool
+class Pool(LoopState):
+    """At most ``max_size`` connections of one event loop."""
+
+    def __init__(self, params: dict[str, Any], role: str | None, max_size: int) -> None:
+        self._params = params
+        self._role = role
+        self.max_size = max_size
+        self._idle: list[psycopg.AsyncConnection[Any]] = []
+        self._slots = asyncio.Semaphore(max_size)
+        self.size = 0  # connections open, idle or in use
+        self.most = 0  # the most that were ever open at once
+        self.closed = False
+
+    async def acquire(self) -> psycopg.AsyncConnection[Any]:
+        await self._slots.acquire()
+        try:
+            if self._idle:
+                return self._idle.pop()
+            connection = await psycopg.AsyncConnection.connect(**self._params)
+            self.size += 1
+            self.most = max(self.most, self.size)
+            if self._role:
+                await connection.execute(
+                    psycopg_sql.SQL("SET ROLE {}").format(psycopg_sql.Identifier(self._role))
+                )
+            return connection
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def release(self, connection: psycopg.AsyncConnection[Any]) -> None:
+        if (
+            not self.closed
+            and not connection.closed
+            and connection.pgconn.transaction_status == TransactionStatus.IDLE
+        ):
+            self._idle.append(connection)
+        else:
+            self._discard(connection)
+        self._slots.release()
+
+    def _discard(self, connection: psycopg.AsyncConnection[Any]) -> None:
+        # Closed at once, without waiting for the server (it may be running a
+        # statement whose task was cancelled).
+        connection.pgconn.finish()
+        self.size -= 1
 
     async def aclose(self) -> None:
-        await self.pool.close()
+        self.closed = True
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            self._discard(connection)
 
 
-class PostgreSQLDriver(Driver[PostgreSQLState]):
+class PostgreSQLDriver(Driver[Pool]):
     vendor = "postgresql"
 
-    async def _open_state(self) -> PostgreSQLState:
+    async def _open_state(self) -> Pool:
         wrapper: Any = connections[self.alias]
-        settings_options = wrapper.settings_dict["OPTIONS"]
+        options = wrapper.settings_dict["OPTIONS"]
         params = wrapper.get_connection_params()
         # Django's sync cursor classes; every async cursor binds on the server.
         params.pop("cursor_factory", None)
         params["autocommit"] = True
-        role = settings_options.get("assume_role")
-        pool_options = settings_options.get("pool")
-        sizes = (
-            {name: pool_options[name] for name in _POOL_OPTIONS if name in pool_options}
-            if isinstance(pool_options, dict)
-            else {}
-        )
-
-        async def configure(connection: psycopg.AsyncConnection[Any]) -> None:
-            if role:
-                await connection.execute(
-                    psycopg_sql.SQL("SET ROLE {}").format(psycopg_sql.Identifier(role))
-                )
-
-        pool: AsyncConnectionPool = AsyncConnectionPool(
-            kwargs=params,
-            open=False,
-            configure=configure if role else None,
-            name=f"keyval_backend:{self.alias}",
-            **{**DEFAULT_POOL, **sizes},
-        )
-        await pool.open()
-        return PostgreSQLState(pool)
+        pool_options = options.get("pool")
+        max_size = DEFAULT_MAX_SIZE
+        if isinstance(pool_options, dict):
+            max_size = int(pool_options.get("max_size") or pool_options.get("min_size") or max_size)
+        return Pool(params, options.get("assume_role"), max_size)
 
     async def run(self, sql: str, params: Sequence[Any]) -> Result:
-        state = self._states.get(asyncio.get_running_loop()) or await self._state()
+        pool = self._states.get(asyncio.get_running_loop()) or await self._state()
         try:
-            async with state.pool.connection() as connection:
+            connection = await pool.acquire()
+            try:
                 cursor = connection.cursor()
                 await cursor.execute(sql, params)
                 result = cursor.pgresult
@@ -87,10 +117,11 @@ class PostgreSQLDriver(Driver[PostgreSQLState]):
                     else []
                 )
                 return rows, cursor.rowcount
+            finally:
+                pool.release(connection)
         except psycopg.Error as exc:
             raise translated(exc, psycopg) from exc
 
-    def pool(self) -> AsyncConnectionPool | None:
-        """This loop's pool, if it has one (for tests and benchmarks)."""
-        state = self._states.get(asyncio.get_running_loop())
-        return None if state is None else state.pool
+    def pool(self) -> Pool | None:
+        """This loop's pool, if it has one."""
+        return self._states.get(asyncio.get_running_loop())

@@ -50,11 +50,13 @@ class SQLiteState(LoopState):
         self._worker: sqlite3.Connection | None = None
         self._lock = asyncio.Lock()
         self.writes = 0
+        self.handed_off = 0  # statements that ran in the thread
         self._checkpoint: asyncio.Task[Any] | None = None
 
     async def in_thread(self, sql: str, params: Sequence[Any]) -> Result:
         """Run a statement on the thread's connection, waiting for the lock
         as long as Django's busy timeout allows."""
+        self.handed_off += 1
         await self._lock.acquire()
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(None, self._run_worker, sql, params)
