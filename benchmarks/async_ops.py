@@ -246,5 +246,78 @@ def main(setting: str, workdir: str, rounds: int = ROUNDS) -> dict[str, Any]:
         db.drop()
 
 
+def run(setting: str, workdir: str, rounds: int) -> dict[str, Any] | None:
+    """Run :func:`main` in a process of its own; its result, or None."""
+    import os
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    completed = subprocess.run(
+        [sys.executable, "-m", "benchmarks.async_ops", setting, workdir, str(rounds)],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        check=False,
+    )
+    if completed.returncode != 0:
+        print(f"!! async run on {setting} failed (exit {completed.returncode})", file=sys.stderr)
+        return None
+    return json.loads(completed.stdout)  # type: ignore[no-any-return]
+
+
+def tables(found: dict[str, Any], markdown: bool) -> str:
+    from .report import table
+
+    rows = [
+        [
+            op if op in ("get", "set") else f"{op}({BATCH})",
+            f"{m['sync_us']:.1f}",
+            f"{m['native_us']:.1f}",
+            f"{m['thread_us']:.1f}",
+            f"{m['native_ratio']:.2f}x",
+            f"{m['thread_ratio']:.2f}x",
+        ]
+        for op, m in found["per_call"].items()
+    ]
+    text = table(
+        ["operation", "sync µs", "a* native µs", "a* thread µs", "native/sync", "thread/sync"],
+        rows,
+        markdown,
+    )
+    if "concurrency" in found:
+        c = found["concurrency"]
+        text += "\n\n" + table(
+            ["concurrent aget", "native ops/s", "thread ops/s", "speed-up", "connections"],
+            [
+                [
+                    f"{c['tasks']:,}",
+                    f"{c['native_ops_s']:,.0f}",
+                    f"{c['thread_ops_s']:,.0f}",
+                    f"{c['speedup']:.1f}x",
+                    f"{c['most_pool_connections']} of {c['pool_max']}",
+                ]
+            ],
+            markdown,
+        )
+    if "loop_lag" in found:
+        lag = found["loop_lag"]
+        text += "\n\n" + table(
+            ["loop lag", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "loop ops", "to thread",
+             "writer commits"],
+            [
+                [
+                    f"{lag['writers']} writers, {lag['seconds']:.0f} s",
+                    f"{lag['lag_p50_ms']:.2f}",
+                    f"{lag['lag_p99_ms']:.2f}",
+                    f"{lag['lag_p999_ms']:.2f}",
+                    f"{lag['lag_max_ms']:.2f}",
+                    f"{lag['loop_ops']:,}",
+                    f"{lag['handed_to_thread']:,}",
+                    f"{lag['writer_commits']:,}",
+                ]
+            ],
+            markdown,
+        )  # fmt: skip
+    return text
+
+
 if __name__ == "__main__":
     print(json.dumps(main(sys.argv[1], sys.argv[2], *map(int, sys.argv[3:]))))
