@@ -1,6 +1,14 @@
-"""``python -m benchmarks``: see :mod:`benchmarks.run`."""
+"""``python -m benchmarks``: see :mod:`benchmarks.run`; with ``--structures``,
+:mod:`benchmarks.structures` (which uses the run's plan, so it is chosen here)."""
 
 from __future__ import annotations
+
+import sys
+
+if "--structures" in sys.argv[1:]:
+    from .structures import main
+
+    raise SystemExit(main([arg for arg in sys.argv[1:] if arg != "--structures"]))
 
 from .run import main
 

@@ -25,7 +25,7 @@ TOP = 25
 def run_profile(db: Database, config: dict[str, Any]) -> dict[str, Any]:
     from .contenders import build, caches_setting
     from .ops import OPS, Workload
-    from .worker import SECRET_KEY, setup_django
+    from .process import SECRET_KEY, setup_django
 
     name = config["profile_contender"]
     setup_django({"default": db}, caches_setting([name], config["workdir"], db.setting))

@@ -152,6 +152,12 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--workdir", help="where SQLite files and diskcache live (default: a temp dir)")
     p.add_argument(
+        "--structures",
+        action="store_true",
+        help="instead, time locks, hashes, sets, sorted sets and "
+        "delete_pattern against django-redis; its options: python -m benchmarks.structures --help",
+    )
+    p.add_argument(
         "--keep-awake",
         action="store_true",
         help="run a busy loop at the lowest priority meanwhile, so that idle CPUs do not "
@@ -274,6 +280,8 @@ def print_profile(result: dict[str, Any], markdown: bool) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.structures:
+        parser().error("write --structures in full")
     if args.load:
         saved = json.loads(Path(args.load).read_text())
         print_runs(saved, args.markdown)

@@ -41,8 +41,8 @@ def run_scale(small: Database, large: Database, config: dict[str, Any]) -> dict[
     from .contenders import Contender, django_contender, floor_contender
     from .floor import Floor
     from .ops import OPS, Plan, Workload, key_name, make_value, measure
+    from .process import SECRET_KEY, analyze, log, setup_django, versions
     from .report import stats
-    from .worker import SECRET_KEY, analyze, log, setup_django, versions
 
     keyval = "keyval_backend.cache.KeyValCache"
     setup_django(
@@ -122,7 +122,7 @@ def expiry_run(cache: Any, writes: int) -> dict[str, Any]:
     from django.db import connections, transaction
     from freezegun import freeze_time
 
-    from .worker import log
+    from .process import log
 
     alias = cache.database
     count_sql = (

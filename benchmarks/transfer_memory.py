@@ -137,7 +137,7 @@ def _configure(source: Database, target: Database, alias: str) -> None:
     from django.conf import settings
 
     from .databases import django_entry
-    from .worker import SECRET_KEY
+    from .process import SECRET_KEY
 
     settings.configure(
         DEBUG=False,
@@ -169,7 +169,7 @@ def _fill(source: Database, config: dict[str, Any]) -> dict[str, Any]:
     from keyval_backend.cache import TABLE
 
     from .ops import key_name, make_value
-    from .worker import analyze, versions
+    from .process import analyze, versions
 
     for alias in ("default", "target"):
         call_command("migrate", database=alias, verbosity=0, interactive=False)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .lazy import lazy_names
 
 __version__ = "0.1.0"
 __all__ = ["KeyVal", "__version__"]
@@ -11,11 +13,6 @@ if TYPE_CHECKING:
     from .facade import KeyVal
 
 
-def __getattr__(name: str) -> Any:
-    # Lazy, so that ``import keyval_backend`` works before Django's apps are
-    # ready (INSTALLED_APPS imports it) and without Django configured at all.
-    if name == "KeyVal":
-        from .facade import KeyVal
-
-        return KeyVal
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# Lazy, so that ``import keyval_backend`` works before Django's apps are ready
+# (INSTALLED_APPS imports it) and without Django configured at all.
+__getattr__ = lazy_names(__name__, {"KeyVal": "keyval_backend.facade"})

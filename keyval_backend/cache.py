@@ -46,6 +46,7 @@ KNOWN_OPTIONS = frozenset(
         "REVERSE_KEY_FUNCTION",
         "PURGE_EVERY",
         "PURGE_BATCH",
+        "READ_DATABASE",
     }
 )
 TABLE = "keyval_backend_entry"
@@ -128,6 +129,7 @@ class KeyValCache(
         except ImportError as exc:
             raise ImproperlyConfigured(f"Cannot import REVERSE_KEY_FUNCTION: {exc}") from exc
         self._codec = RowCodec(load_serializer(options.get("SERIALIZER", "pickle")))
+        self._read_database = _read_database(options)
 
     def _bind(self, name: str) -> None:
         if not isinstance(name, str):
@@ -199,6 +201,19 @@ class KeyValCache(
     def _sql(self) -> tuple[Dialect, db.Cursor]:
         dialect = self._get_dialect()
         return dialect, db.cursor(dialect.alias)
+
+    # -- reads a replica may serve (OPTIONS["READ_DATABASE"]) -------------------
+
+    def _read_sql(self) -> tuple[Dialect, db.Cursor]:
+        """Dialect and cursor of the reads that tolerate staleness (``get``,
+        ``get_many``, ``has_key``, iteration, ``count``): on
+        ``OPTIONS["READ_DATABASE"]`` when set, else on :attr:`database` like
+        every other operation. Writes, and the reads that decide a write
+        (``add``, ``pop``, ``incr``, ``ttl``, culling, locks), never come here."""
+        alias = self._read_database if self.misconfigured is None else None
+        if alias is None:
+            return self._sql()
+        return dialect_for(alias, TABLE), db.cursor(alias)
 
     def _identify(self, made_key: str) -> tuple[bytes, str]:
         """(key bytes, key hash) of a made key."""
@@ -327,7 +342,7 @@ class KeyValCache(
 
     def get(self, key: Any, default: Any = None, version: int | None = None) -> Any:
         key_hash = self._key_hash(key, version)
-        dialect, cursor = self._sql()
+        dialect, cursor = self._read_sql()
         with cursor:
             cursor.execute(dialect.get_sql, (self._store_hash, key_hash, time.time()))
             row = cursor.fetchone()
@@ -410,7 +425,7 @@ class KeyValCache(
 
     def has_key(self, key: Any, version: int | None = None) -> bool:
         key_hash = self._key_hash(key, version)
-        dialect, cursor = self._sql()
+        dialect, cursor = self._read_sql()
         with cursor:
             cursor.execute(dialect.has_key_sql, (self._store_hash, key_hash, time.time()))
             return cursor.fetchone() is not None
@@ -557,11 +572,11 @@ class KeyValCache(
         by_hash = self._by_hash(keys, version)
         if not by_hash:
             return {}
-        dialect = self._get_dialect()
+        dialect, cursor = self._read_sql()
         hashes = list(by_hash)
         size = dialect.batch_size(1, fixed_params=2)
         found: dict[str, Stored] = {}
-        with db.cursor(dialect.alias) as cursor:
+        with cursor:
             now = time.time()
             for start in range(0, len(hashes), size):
                 chunk = hashes[start : start + size]
@@ -994,18 +1009,21 @@ class KeyValCache(
         match: re.Pattern[str] | None = None,
         key_prefix: str | None = None,
         page_size: int | None = None,
+        stale_ok: bool = True,
     ) -> Iterator[tuple[str, str, Any]]:
         """``(key, key hash, value or None)`` of the live keys that start with
-        ``prefix`` (and fully match ``match``), a page at a time."""
+        ``prefix`` (and fully match ``match``), a page at a time; from
+        ``READ_DATABASE`` if set, unless not ``stale_ok`` (keys about to be
+        deleted are read where they will be deleted)."""
         low, high, unmake = self._key_range(prefix, version, key_prefix)
-        dialect = self._get_dialect()
         size = page_size or PAGE_SIZE
         after = None
         while True:
+            dialect, cursor = self._read_sql() if stale_ok else self._sql()
             query = dialect.page_query(
                 values, self._store_hash, after, time.time(), low, high, size
             )
-            with db.cursor(dialect.alias) as cursor:
+            with cursor:
                 cursor.execute(*query)
                 rows = cursor.fetchall()
             for row in rows:
@@ -1029,7 +1047,7 @@ class KeyValCache(
         if self.key_func is not default_key_func:
             return sum(1 for _ in self.iter_keys("*", version=version))
         low, high, _ = self._key_range("", version)
-        dialect, cursor = self._sql()
+        dialect, cursor = self._read_sql()
         with cursor:
             cursor.execute(dialect.count_sql, (self._store_hash, time.time(), low, high))
             return int(cursor.fetchone()[0])
@@ -1066,6 +1084,15 @@ def _portable(made_key: str) -> bool:
     return (
         len(made_key) <= MEMCACHE_MAX_KEY_LENGTH and made_key.isprintable() and " " not in made_key
     )
+
+
+def _read_database(options: Mapping[str, Any]) -> str | None:
+    alias = options.get("READ_DATABASE")
+    if alias is not None and not isinstance(alias, str):
+        raise ImproperlyConfigured(
+            f"OPTIONS['READ_DATABASE'] must be a database alias (str), not {alias!r}"
+        )
+    return alias
 
 
 def _non_negative_int(options: Mapping[str, Any], name: str, default: int) -> int:

@@ -45,16 +45,17 @@ def check_caches(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMes
         if not _is_keyval_backend(params.get("BACKEND")):
             continue
         options: dict[str, Any] = params.get("OPTIONS") or {}
-        database = options.get("DATABASE")
-        if database is not None and database not in settings.DATABASES:
-            errors.append(
-                checks.Error(
-                    f"CACHES[{alias!r}]['OPTIONS']['DATABASE'] is {database!r}, "
-                    "which is not in DATABASES.",
-                    hint=f"Use one of: {', '.join(map(repr, settings.DATABASES))}.",
-                    id="keyval.E002",
+        for option in ("DATABASE", "READ_DATABASE"):
+            database = options.get(option)
+            if database is not None and database not in settings.DATABASES:
+                errors.append(
+                    checks.Error(
+                        f"CACHES[{alias!r}]['OPTIONS'][{option!r}] is {database!r}, "
+                        "which is not in DATABASES.",
+                        hint=f"Use one of: {', '.join(map(repr, settings.DATABASES))}.",
+                        id="keyval.E002",
+                    )
                 )
-            )
         try:
             load_serializer(options.get("SERIALIZER", "pickle"))
         except ImproperlyConfigured as exc:

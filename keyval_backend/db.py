@@ -21,8 +21,10 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
 from django.conf import settings
-from django.db import OperationalError, connections
+from django.db import DatabaseError, OperationalError, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
+
+from .exceptions import ReadOnlyDatabase
 
 T = TypeVar("T")
 
@@ -79,7 +81,11 @@ class LeanCursor:
             # Translated as Django's cursor does (sqlite3.OperationalError ->
             # django.db.OperationalError, the driver's error as __cause__),
             # without entering the wrapper on every successful statement.
-            with self._db.wrap_database_errors:
+            try:
+                with self._db.wrap_database_errors:
+                    raise
+            except DatabaseError as exc:
+                raise_if_read_only(self._db.alias, exc)
                 raise
 
     def fetchone(self) -> Any:
@@ -132,7 +138,7 @@ def cursor(alias: str) -> Cursor:
         or settings.DEBUG
         or db._thread_sharing_count  # allow_thread_sharing, without its lock
     ):
-        return db.cursor()  # type: ignore[no-any-return]
+        return _ObservedCursor(db.cursor(), alias)
     lean: LeanCursor | None = db.__dict__.get("_keyval_cursor")
     if lean is None or lean._raw is not db.connection or db.health_check_enabled:
         db.close_if_health_check_failed()
@@ -151,6 +157,72 @@ def cursor(alias: str) -> Cursor:
     if db.needs_rollback:
         db.validate_no_broken_transaction()
     return lean
+
+
+class _ObservedCursor:
+    """Django's own cursor (every query seen as usual), with the error of a
+    write on a read-only database made clear as on the lean path."""
+
+    __slots__ = ("_alias", "_cursor")
+
+    def __init__(self, cursor: Any, alias: str) -> None:
+        self._cursor = cursor
+        self._alias = alias
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> Any:
+        try:
+            return self._cursor.execute(sql, params)
+        except DatabaseError as exc:
+            raise_if_read_only(self._alias, exc)
+            raise
+
+    def fetchone(self) -> Any:
+        return self._cursor.fetchone()
+
+    def fetchall(self) -> Any:
+        return self._cursor.fetchall()
+
+    @property
+    def rowcount(self) -> int:
+        return int(self._cursor.rowcount)
+
+    @property
+    def lastrowid(self) -> Any:
+        return self._cursor.lastrowid
+
+    def __enter__(self) -> _ObservedCursor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._cursor.close()
+
+
+# A write on a database that only reads: PostgreSQL's SQLSTATE 25006 (a hot
+# standby, default_transaction_read_only), MySQL/MariaDB 1290 (--read-only)
+# and 1792 (a read-only transaction), SQLite's SQLITE_READONLY (8).
+_POSTGRES_READ_ONLY = "25006"
+_MYSQL_READ_ONLY = (1290, 1792)
+_SQLITE_READONLY = 8
+
+
+def raise_if_read_only(alias: str, exc: DatabaseError) -> None:
+    """Raise :class:`ReadOnlyDatabase` instead of ``exc`` when ``exc`` says
+    that the database of ``alias`` refused a write because it only reads."""
+    cause = exc.__cause__ or exc
+    args: tuple[Any, ...] = getattr(cause, "args", ())
+    if not (
+        getattr(cause, "sqlstate", None) == _POSTGRES_READ_ONLY
+        or (args and args[0] in _MYSQL_READ_ONLY and "read" in str(cause).lower())
+        or (getattr(cause, "sqlite_errorcode", 0) & 0xFF) == _SQLITE_READONLY
+    ):
+        return
+    raise ReadOnlyDatabase(
+        f"The database {alias!r} is read-only ({str(cause).strip()}), so it cannot take a "
+        "keyval_backend store's writes. A store writes to its cache's OPTIONS['DATABASE'], "
+        "else to the alias the database routers' db_for_write() gives for "
+        "keyval_backend.Entry: point that at the primary. Reads that may be stale can go "
+        "to a replica with OPTIONS['READ_DATABASE']."
+    ) from exc
 
 
 # Deadlock errors: MySQL/MariaDB error 1213, PostgreSQL SQLSTATE 40P01.

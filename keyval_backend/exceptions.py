@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.db import DatabaseError
+
 
 class KeyValError(Exception):
     """Base class of every exception keyval_backend raises itself."""
@@ -48,3 +50,16 @@ class LockError(KeyValError):
 class LockNotOwnedError(LockError):
     """The lock is no longer held by this owner: it expired and may have been
     taken by another, or was deleted."""
+
+
+class ReadOnlyDatabase(KeyValError, DatabaseError):
+    """A write reached a database that only reads: a hot standby, a replica,
+    a server in read-only mode.
+
+    The store writes (and makes every read that decides a write) on
+    ``OPTIONS["DATABASE"]``, else on the alias the router's ``db_for_write``
+    gives for ``keyval_backend.Entry``; that alias must be the primary. Only
+    reads that tolerate staleness may go to a replica, by
+    ``OPTIONS["READ_DATABASE"]``. Django's error (the driver's behind it) is
+    the ``__cause__``.
+    """

@@ -7,9 +7,12 @@ of the cache API never go through the ORM but through the SQL in
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.db import models
 
 from .identity import printable
+from .lazy import lazy_names
 from .serializers import FORMAT_TAG_MAX_LENGTH
 
 HASH_LENGTH = 32
@@ -109,7 +112,13 @@ class Member(models.Model):
         return f"member {self.member_hash} of entry {self.entry_id}"
 
 
-# django-keyval 0.1.x users import the facade from here.
-from .facade import KeyVal  # noqa: E402
-
 __all__ = ["Entry", "KeyVal", "Member"]
+
+if TYPE_CHECKING:
+    from .facade import KeyVal
+
+
+# django-keyval 0.1.x users import the facade from here. Served on first use
+# rather than imported above: the facade imports the cache, which imports
+# this module, and Django imports this module while the app registry loads.
+__getattr__ = lazy_names(__name__, {"KeyVal": "keyval_backend.facade"})

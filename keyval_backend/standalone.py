@@ -26,7 +26,8 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from django.core.management.base import CommandError, CommandParser
 from django.db import Error as DatabaseError
 
-from .management.commands.keyval import FAILED, USAGE, Command, usage_error
+from .cli.options import FAILED, USAGE, usage_error
+from .management.commands.keyval import Command
 
 DEFAULT_DATABASE = "keyval.sqlite3"
 DATABASE_ENV = "KEYVAL_DATABASE"
@@ -41,6 +42,8 @@ URL_ENGINES = {
     "mysql": "django.db.backends.mysql",
     "mariadb": "django.db.backends.mysql",
 }
+# The package's extra that installs each server's driver.
+DRIVER_EXTRAS = {"django.db.backends.postgresql": "postgres", "django.db.backends.mysql": "mysql"}
 
 
 def database_settings(spec: str) -> dict[str, Any]:
@@ -175,6 +178,10 @@ def configure(spec: str) -> None:
             _migrate()
     except (DatabaseError, ImproperlyConfigured) as exc:
         text = " ".join(str(exc).split()) or type(exc).__name__
+        extra = DRIVER_EXTRAS.get(database["ENGINE"])
+        if extra and isinstance(exc, ImproperlyConfigured) and text.startswith("Error loading"):
+            # Django's "Error loading psycopg2 or psycopg module" names no package to install.
+            text += f"; install it with: pip install 'keyval-backend[{extra}]'"
         raise CommandError(f"database {describe(spec)}: {text}", returncode=FAILED) from None
 
 

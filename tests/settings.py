@@ -19,6 +19,7 @@ KEYVAL_TEST_DB = os.environ.get("KEYVAL_TEST_DB", "sqlite")
 KEYVAL_TEST_SERIALIZER = os.environ.get("KEYVAL_TEST_SERIALIZER", "pickle")
 RUN = os.environ.get("KEYVAL_TEST_RUN", f"py{sys.version_info.major}{sys.version_info.minor}")
 
+DATABASES: dict[str, dict[str, Any]]
 if KEYVAL_TEST_DB == "sqlite":
     _path = os.path.join(tempfile.gettempdir(), f"keyval_test_{RUN}_{os.getpid()}.sqlite3")
     DATABASES = {
@@ -56,6 +57,19 @@ else:
     raise RuntimeError(
         f"KEYVAL_TEST_DB must be sqlite, postgres or mariadb, not {KEYVAL_TEST_DB!r}"
     )
+# A second alias for the replica-routing tests (tests/test_read_database.py,
+# tests/test_replica.py): a test mirror of the test database, so that a test
+# can tell which alias each statement goes to. With KEYVAL_PG_REPLICA_PORT,
+# the port of a hot standby of the PostgreSQL server (.ci/pg_topology.sh makes
+# one), tests/test_replica.py points it at that standby.
+DATABASES["replica"] = {**DATABASES["default"], "TEST": {"MIRROR": "default"}}
+KEYVAL_PG_REPLICA_PORT = os.environ.get("KEYVAL_PG_REPLICA_PORT", "")
+# KEYVAL_TEST_POOLER=1: KEYVAL_PG_PORT is PgBouncer's, in transaction pooling
+# mode, where a server-side cursor (QuerySet.iterator(), which the admin uses)
+# cannot outlive its transaction, as Django's docs say.
+KEYVAL_TEST_POOLER = os.environ.get("KEYVAL_TEST_POOLER", "") == "1"
+if KEYVAL_TEST_POOLER:
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
 if KEYVAL_TEST_SERIALIZER not in {"pickle", "json"}:
     raise RuntimeError(
         f"KEYVAL_TEST_SERIALIZER must be pickle or json, not {KEYVAL_TEST_SERIALIZER!r}"

@@ -19,8 +19,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from freezegun.api import FrozenDateTimeFactory
 
+from keyval_backend import KeyVal, signing
 from keyval_backend import admin as entry_admin
-from keyval_backend import signing
 from keyval_backend.cache import KeyValCache
 from keyval_backend.identity import encode_name, name_hash, printable
 from keyval_backend.models import Entry
@@ -151,7 +151,7 @@ def test_long_values_are_truncated_and_large_ones_not_loaded(
     admin_client: Client, kv: KeyValCache, django_assert_max_num_queries: Any
 ) -> None:
     kv.set("long", "x" * 500)
-    kv.set("huge", "y" * (entry_admin.PREVIEW_MAX_BYTES + 1))
+    kv.set("huge", "y" * (entry_admin.values.PREVIEW_MAX_BYTES + 1))
     response = admin_client.get(changelist())
     html = page(response)
     assert "<code>&quot;xxxxxxxxxx" in html
@@ -224,7 +224,7 @@ def test_store_filter_lists_stores_by_name_and_filters_by_hash(
 def test_store_filter_is_bounded(
     admin_client: Client, kv: KeyValCache, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(entry_admin, "MAX_STORES", 3)
+    monkeypatch.setattr(entry_admin.filters, "MAX_STORES", 3)
     for number in range(5):
         kv.store(f"store{number}").set("k", 1)
     response = admin_client.get(changelist())
@@ -256,6 +256,90 @@ def test_search_is_an_exact_substring_of_the_key(
         kv.set(key, 1)
     response = admin_client.get(reverse(CHANGELIST), {"q": term})
     assert result_keys(response) == expected
+
+
+def cells(html: str, column: str) -> list[str]:
+    """The cells of a changelist column, in order, as HTML."""
+    return re.findall(rf'<t[hd] class="field-{column}[^"]*">(.*?)</t[hd]>', html, re.DOTALL)
+
+
+def dotted_key(key: str, key_prefix: str, version: int) -> str:
+    return f"{key}@{version}"
+
+
+def undotted_key(made: str) -> str:
+    return made.rpartition("@")[0]
+
+
+def test_keys_are_shown_as_written_with_version_and_prefix(
+    admin_client: Client, db: None, use_caches: Callable[..., None]
+) -> None:
+    use_caches(
+        keyval={"BACKEND": KEYVAL_BACKEND, "KEY_PREFIX": "site", "VERSION": 3},
+        older={"BACKEND": KEYVAL_BACKEND, "KEY_PREFIX": "old:site"},
+    )
+    KeyVal("prefs").set("profile", {"theme": "dark"})
+    caches["older"].store("prefs").set("a:1:b", 1)
+    html = page(admin_client.get(changelist()))
+    keys = [re.sub(r"<[^>]+>", "", cell) for cell in cells(html, "key_display")]
+    assert keys == ["a:1:b", "profile"]
+    assert 'title="stored as site:3:profile"' in html
+    assert cells(html, "version_display") == ["1", "3"]
+    assert cells(html, "prefix_display") == ["old:site", "site"]
+    # The change form says how the key is stored.
+    details = page(admin_client.get(change_url(row("prefs", "site:3:profile"))))
+    assert '<div class="readonly">site:3:profile</div>' in details
+    assert '<div class="readonly">3</div>' in details
+
+
+def test_keys_of_a_custom_key_function(
+    admin_client: Client, db: None, use_caches: Callable[..., None]
+) -> None:
+    custom = {"BACKEND": KEYVAL_BACKEND, "KEY_FUNCTION": f"{__name__}.dotted_key"}
+    use_caches(keyval=custom)
+    KeyVal("s").set("k", 1)
+    html = page(admin_client.get(changelist()))
+    # Without a REVERSE_KEY_FUNCTION, the key as stored, and no version.
+    assert [re.sub(r"<[^>]+>", "", cell) for cell in cells(html, "key_display")] == ["k@1"]
+    assert cells(html, "version_display") == ["-"]
+    assert result_keys(admin_client.get(reverse(CHANGELIST), {"q": "k@"})) == ["k@1"]
+    reverse_key = {"REVERSE_KEY_FUNCTION": f"{__name__}.undotted_key"}
+    use_caches(keyval={**custom, "OPTIONS": reverse_key})
+    html = page(admin_client.get(changelist()))
+    assert [re.sub(r"<[^>]+>", "", cell) for cell in cells(html, "key_display")] == ["k"]
+
+
+@pytest.mark.parametrize(
+    ("term", "expected"),
+    [
+        # The key as written: not its prefix or version.
+        ("1", [":1:a1", ":1:user:1:x"]),
+        ("user:1", [":1:user:1:x"]),
+        ("b", [":1:b"]),
+        # The key as stored.
+        (":1:b", [":1:b"]),
+        (":1:", [":1:a1", ":1:b", ":1:user:1:x"]),
+        (":2:", []),
+    ],
+)
+def test_search_matches_the_key_as_written(
+    admin_client: Client, kv: KeyValCache, term: str, expected: list[str]
+) -> None:
+    for key in ("a1", "b", "user:1:x"):
+        kv.set(key, 1)
+    assert result_keys(admin_client.get(reverse(CHANGELIST), {"q": term})) == expected
+
+
+def test_search_with_a_key_prefix(
+    admin_client: Client, db: None, use_caches: Callable[..., None]
+) -> None:
+    use_caches(keyval={"BACKEND": KEYVAL_BACKEND, "KEY_PREFIX": "si:te", "VERSION": 2})
+    for key in ("site", "x2"):
+        caches["keyval"].set(key, 1)
+    search = lambda term: result_keys(admin_client.get(reverse(CHANGELIST), {"q": term}))  # noqa: E731
+    assert search("si") == ["si:te:2:site"]
+    assert search("2") == ["si:te:2:x2"]
+    assert search("si:te:2:x") == ["si:te:2:x2"]
 
 
 def test_search_stays_within_the_selected_store(admin_client: Client, kv: KeyValCache) -> None:
@@ -303,7 +387,7 @@ def test_changelist_queries_do_not_grow_with_rows(admin_client: Client, kv: KeyV
 def test_count_stops_at_its_limit(
     admin_client: Client, kv: KeyValCache, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(entry_admin, "COUNT_LIMIT", 4)
+    monkeypatch.setattr(entry_admin.changelist, "COUNT_LIMIT", 4)
     monkeypatch.setattr(entry_admin.EntryAdmin, "list_per_page", 2)
     kv.set_many({f"key{n}": n for n in range(7)})
     response = admin_client.get(changelist())
@@ -809,8 +893,8 @@ def test_purge_is_bounded(
     kv: KeyValCache,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(entry_admin, "PURGE_BATCH", 2)
-    monkeypatch.setattr(entry_admin, "PURGE_MAX_BATCHES", 2)
+    monkeypatch.setattr(entry_admin.actions, "PURGE_BATCH", 2)
+    monkeypatch.setattr(entry_admin.actions, "PURGE_MAX_BATCHES", 2)
     kv.set_many({f"k{n}": n for n in range(5)}, timeout=5)
     kv.set("live", 1)
     frozen.tick(10)

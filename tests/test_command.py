@@ -8,6 +8,7 @@ SQLite file under ``KEYVAL_TEST_DB=sqlite``, the test database by URL under
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import os
@@ -78,11 +79,11 @@ def test_the_old_commands_with_their_flags(run: Run) -> None:
         "",
         "Created key 'key' in store 'name'.\n",
     )
-    assert run("-c", "get", "-n", "name", "-k", "key") == ('"value"\n', "")
+    assert run("-c", "get", "-n", "name", "-k", "key") == ("value\n", "")
     assert run("--command", "set", "--store_name", "name", "--key", "key", "--value", "new")[1] == (
         "Updated key 'key' in store 'name'.\n"
     )
-    assert run("--command=get", "--store=name", "--key=key")[0] == '"new"\n'
+    assert run("--command=get", "--store=name", "--key=key")[0] == "new\n"
     assert KeyVal("name").get("key") == "new"
     deleted = run("-c", "del", "-n", "name", "-k", "key")
     assert deleted == ("", "Deleted key 'key' from store 'name'.\n")
@@ -95,18 +96,25 @@ def test_values_are_strings_unless_json(run: Run) -> None:
     store = KeyVal("default")
     assert store.get("plain") == "42"
     assert store.get("typed") == {"n": [1, 2.5, None, True]}
-    assert run("-c", "get", "-k", "plain")[0] == '"42"\n'
+    # A string comes back as it was given; --json tells it from the number 42.
+    assert run("-c", "get", "-k", "plain")[0] == "42\n"
+    assert run("-c", "get", "-k", "plain", "--json")[0] == '"42"\n'
     assert run("-c", "get", "-k", "typed")[0] == '{"n":[1,2.5,null,true]}\n'
 
 
-def test_get_prints_json_or_raw_text(run: Run) -> None:
+def test_get_prints_text_as_it_is_or_as_json(run: Run) -> None:
     store = KeyVal("s")
     store.set("text", "héllo\tworld")
     store.set("line", "ends\n")
-    assert run("-c", "get", "-n", "s", "-k", "text")[0] == '"héllo\\tworld"\n'
+    assert run("-c", "get", "-n", "s", "-k", "text")[0] == "héllo\tworld\n"
+    assert run("-c", "get", "-n", "s", "-k", "text", "--json")[0] == '"héllo\\tworld"\n'
     assert run("-c", "get", "-n", "s", "-k", "text", "--raw")[0] == "héllo\tworld\n"
     # The value, then one newline, whatever the value ends with.
-    assert run("-c", "get", "-n", "s", "-k", "line", "--raw")[0] == "ends\n\n"
+    assert run("-c", "get", "-n", "s", "-k", "line")[0] == "ends\n\n"
+    assert run("-c", "pop", "-n", "s", "-k", "line", "--json")[0] == '"ends\\n"\n'
+    assert run.fails(2, "-c", "get", "-n", "s", "-k", "text", "--json", "--raw") == (
+        "-c get takes --json or --raw, not both"
+    )
 
 
 @pytest.mark.pickle_only("a tuple and bytes")
@@ -124,7 +132,7 @@ def test_get_prints_the_repr_or_raw_bytes_of_other_values(run: Run) -> None:
 def test_exists_pop_and_missing_keys(run: Run) -> None:
     run("-c", "set", "-k", "k", "-V", "v")
     assert run("-c", "exists", "-k", "k")[0] == "true\n"
-    assert run("-c", "pop", "-k", "k")[0] == '"v"\n'
+    assert run("-c", "pop", "-k", "k")[0] == "v\n"
     for command in ("get", "del", "pop", "exists", "ttl", "incr", "persist"):
         assert run.fails(1, "-c", command, "-k", "k") == "key 'k' not found in store 'default'"
     assert run.fails(1, "-c", "expire", "-k", "k", "--timeout", "5")
@@ -212,7 +220,7 @@ def test_another_cache_alias(run: Run, use_caches: Callable[..., None]) -> None:
     assert Entry.objects.get().key_name == "p:3:k"
     assert Entry.objects.get().store_name == "own"
     assert run("--cache", "tagged", "-c", "list")[0] == "k\n"
-    assert run("--cache", "tagged", "--database", "default", "-c", "get", "-k", "k")[0] == '"v"\n'
+    assert run("--cache", "tagged", "--database", "default", "-c", "get", "-k", "k")[0] == "v\n"
 
 
 @pytest.mark.parametrize(
@@ -283,11 +291,14 @@ def test_progress_bar_only_on_a_terminal(run: Run, tmp_path: Path) -> None:
     caches["keyval"].set_many({f"k{i}": i for i in range(10)})
     terminal = Terminal()
     call_command("keyval", "-c", "dump", "--output", str(tmp_path / "d"), stderr=terminal)
-    # Drawn once (redrawn at most every 0.1 s), then erased before the message.
-    bar = "dump [###---------------------------]  10% 1/10"
-    assert terminal.getvalue() == (
-        f"\r{bar}\r{' ' * len(bar)}\rDumped 10 entries to {tmp_path / 'd'}.\n"
-    )
+    # Drawn in place (redrawn at most every 0.1 s), then erased before the message.
+    *drawn, erased, message = terminal.getvalue().split("\r")
+    assert message == f"Dumped 10 entries to {tmp_path / 'd'}.\n"
+    frames = [frame for frame in drawn if frame]
+    assert frames, terminal.getvalue()
+    assert all(frame.startswith("dump: ") and "/10 " in frame for frame in frames), frames
+    assert erased.strip() == ""
+    assert len(erased) >= max(map(len, frames))
     # Listing onto the same terminal would mix the bar with the keys.
     out, err = Terminal(), Terminal()
     call_command("keyval", "-c", "list", stdout=out, stderr=err)
@@ -333,10 +344,17 @@ def keyval(home: Path, transactional_db: None) -> Callable[..., subprocess.Compl
 
 
 def standalone(
-    home: Path, *args: str, input: str | None = None, script: bool = False, **env: str
+    home: Path,
+    *args: str,
+    input: str | None = None,
+    script: bool = False,
+    code: str | None = None,
+    **env: str,
 ) -> subprocess.CompletedProcess[str]:
+    """The stand-alone command: ``python -m keyval_backend``, the ``keyval``
+    script, or ``python -c CODE`` that runs it."""
     program = [str(Path(sys.executable).with_name("keyval"))] if script else [
-        sys.executable, "-m", "keyval_backend"
+        sys.executable, *(["-c", code] if code else ["-m", "keyval_backend"])
     ]  # fmt: skip
     environment = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("KEYVAL_", "DJANGO_"))},
@@ -381,6 +399,8 @@ def test_standalone_session(
     )
     keyval("-c", "set", "-n", "demo", "-k", "config", "-V", '{"retries": 3}', "--json")
     keyval("-c", "set", "-n", "web", "-k", "session", "-V", "x", "--timeout", "3600")
+    # What -V stored comes back as it was, for $(keyval -c get ...).
+    assert keyval("-c", "get", "-n", "demo", "-k", "greeting").stdout == "hello\n"
     assert keyval("-c", "get", "-n", "demo", "-k", "greeting", "--raw").stdout == "hello\n"
     expire_in_the_past(home, "session")
     assert sorted(keyval("-c", "list", "-n", "demo", "--values").stdout.splitlines()) == [
@@ -418,7 +438,7 @@ def test_standalone_session(
 def test_console_script(keyval: Callable[..., subprocess.CompletedProcess[str]]) -> None:
     """``pip install`` puts ``keyval`` beside the interpreter."""
     assert keyval("-c", "set", "-k", "k", "-V", "v", script=True).returncode == 0
-    assert keyval("-c", "get", "-k", "k", script=True).stdout == '"v"\n'
+    assert keyval("-c", "get", "-k", "k", script=True).stdout == "v\n"
     help_text = keyval("--help", script=True).stdout
     assert help_text.startswith("Read and change the key-value stores")
     assert "--db PATH|URL" in help_text
@@ -435,7 +455,7 @@ def test_standalone_sqlite_file(home: Path) -> None:
     key_file = home / "config" / "keyval" / "secret_key"
     assert key_file.stat().st_mode & 0o777 == 0o600
     # The next process signs with the same key: it reads the pickled string.
-    assert standalone(home, "-c", "get", "-k", "k").stdout == '"v"\n'
+    assert standalone(home, "-c", "get", "-k", "k").stdout == "v\n"
     # Another key (another user's, or a copied file) refuses it, unpickling nothing.
     other = standalone(home, "-c", "get", "-k", "k", KEYVAL_SECRET_KEY="another")
     assert one_line_error(other, 3).startswith("CommandError: unreadable value: signature mismatch")
@@ -470,7 +490,7 @@ def test_standalone_locked_database(home: Path) -> None:
     holder.execute("BEGIN IMMEDIATE")
     try:
         # Readers go on in WAL mode; a writer waits for the busy timeout, then fails.
-        assert standalone(home, "-c", "get", "-k", "k").stdout == '"v"\n'
+        assert standalone(home, "-c", "get", "-k", "k").stdout == "v\n"
         locked = standalone(home, "-c", "set", "-k", "k", "-V", "w", KEYVAL_BUSY_TIMEOUT="0.2")
         assert one_line_error(locked, 3) == (
             f"CommandError: database {home / 'keyval.sqlite3'}: database is locked"
@@ -518,12 +538,49 @@ def test_standalone_concurrent_writers(home: Path) -> None:
     assert result.stdout == "400 401\n"
 
 
-def test_standalone_unreachable_servers(home: Path) -> None:
-    for url in ("postgres://root@127.0.0.1:1/test", "mysql://root@127.0.0.1:1/test"):
-        result = standalone(home, "--db", url, "-c", "stores", KEYVAL_SECRET_KEY="s")
-        message = one_line_error(result, 3)
-        assert message.startswith(f"CommandError: database {url}: "), message
-        assert "refused" in message.lower() or "can't connect" in message.lower(), message
+def needs_driver(extra: str, *modules: str) -> pytest.MarkDecorator:
+    """Skip unless one of the database drivers ``modules`` is installed,
+    naming the extra of the package that installs one."""
+    return pytest.mark.skipif(
+        all(importlib.util.find_spec(module) is None for module in modules),
+        reason=f"needs a driver the {extra} extra installs: pip install -e '.[{extra}]'",
+    )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        pytest.param(
+            "postgres://root@127.0.0.1:1/test",
+            marks=needs_driver("postgres", "psycopg", "psycopg2"),
+        ),
+        pytest.param("mysql://root@127.0.0.1:1/test", marks=needs_driver("mysql", "MySQLdb")),
+    ],
+)
+def test_standalone_unreachable_servers(home: Path, url: str) -> None:
+    result = standalone(home, "--db", url, "-c", "stores", KEYVAL_SECRET_KEY="s")
+    message = one_line_error(result, 3)
+    assert message.startswith(f"CommandError: database {url}: "), message
+    assert "refused" in message.lower() or "can't connect" in message.lower(), message
+
+
+@pytest.mark.parametrize(
+    ("url", "drivers", "extra"),
+    [
+        ("postgres://root@127.0.0.1:1/test", ("psycopg", "psycopg2"), "postgres"),
+        ("mysql://root@127.0.0.1:1/test", ("MySQLdb",), "mysql"),
+    ],
+)
+def test_standalone_without_the_driver_names_the_extra(
+    home: Path, url: str, drivers: tuple[str, ...], extra: str
+) -> None:
+    # The drivers made unimportable, as on a machine without the extra.
+    hide = "".join(f"sys.modules[{name!r}] = None; " for name in drivers)
+    code = f"import sys; {hide}from keyval_backend.__main__ import main; main()"
+    result = standalone(home, "--db", url, "-c", "stores", code=code, KEYVAL_SECRET_KEY="s")
+    message = one_line_error(result, 3)
+    assert message.startswith(f"CommandError: database {url}: "), message
+    assert message.endswith(f"install it with: pip install 'keyval-backend[{extra}]'"), message
 
 
 # -- stand-alone settings ------------------------------------------------------------------
@@ -568,3 +625,10 @@ def test_dump_names_every_store_by_default(run: Run) -> None:
     KeyVal("b").set("k", 2)
     stores = {json.loads(line)["store"] for line in run("-c", "dump")[0].splitlines()}
     assert stores == {"a", "b"}
+
+
+def test_every_sub_command_has_its_function() -> None:
+    from keyval_backend.cli.commands import HANDLERS
+    from keyval_backend.cli.options import COMMANDS
+
+    assert list(HANDLERS) == list(COMMANDS)

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.db import connection
 
 from keyval_backend import KeyVal
@@ -43,7 +44,8 @@ def workers(django_db_setup: None, django_db_blocker: Any) -> Iterator[WorkerPoo
         options["timeout"] = SQLITE_BUSY_TIMEOUT
         options["init_command"] = "PRAGMA synchronous=NORMAL"  # WAL's usual companion
         _journal_mode(django_db_blocker, "wal")
-    elif connection.vendor == "postgresql":
+    elif connection.vendor == "postgresql" and not getattr(settings, "KEYVAL_TEST_POOLER", False):
+        # (PgBouncer refuses a connection's startup options.)
         options["options"] = "-c synchronous_commit=off"
     database = {"NAME": connection.settings_dict["NAME"], "OPTIONS": options}
     pool = WorkerPool(PROCESSES, database)

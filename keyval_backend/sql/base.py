@@ -11,15 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from ..codec import INT64_MAX, INT64_MIN, INT_FORMAT, STRUCTURE_FORMATS
 from ..db import Cursor
-
-if TYPE_CHECKING:
-    from .structures import StructureSQL
 
 # The columns of an inserted row, in the order of the parameters of a row.
 ROW_COLUMNS = (
@@ -168,18 +165,6 @@ class Dialect:
         self.purge_sql = self.purge_statement()
         self.cull_sql = self.cull_statement()
         self._in_list = lru_cache(maxsize=64)(self._in_list_uncached)
-        self._structures: StructureSQL | None = None
-
-    @property
-    def structures(self) -> StructureSQL:
-        """The statements of hashes, sets, sorted sets and locks."""
-        if self._structures is None:
-            from django.db import connections
-
-            from .structures import StructureSQL
-
-            self._structures = StructureSQL(self, connections[self.alias])
-        return self._structures
 
     # -- statement texts a vendor may override ------------------------------
 

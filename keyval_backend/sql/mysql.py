@@ -20,6 +20,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from ..codec import INT_FORMAT
 from ..db import Cursor
 from .base import _KINDS, Dialect, Popped, Row, incr_bounds
+from .structures import structure_sql
 
 # Added to LAST_INSERT_ID by an upsert that replaced a structure.
 RETYPED = 2**62
@@ -125,7 +126,7 @@ class MySQLDialect(Dialect):
             return True
         writes = int(cursor.lastrowid)
         if writes >= RETYPED:
-            cursor.execute(self.structures.drop_members_sql, (row[2], row[3]))
+            cursor.execute(structure_sql(self).drop_members_sql, (row[2], row[3]))
             writes -= RETYPED
         return writes == 1
 

@@ -21,12 +21,15 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from django.db import NotSupportedError
+from django.db import NotSupportedError, connections
 
 from ..codec import INT64_MAX, INT64_MIN, INT_FORMAT
 from .base import ROW_COLUMNS, Dialect
 
 MEMBER_TABLE = "keyval_backend_member"
+# StructureSQL by dialect (dialects are built once per alias and kept).
+_built: dict[int, tuple[Dialect, StructureSQL]] = {}
+ENTRY_TABLE = "keyval_backend_entry"
 # The columns a member write fills, in the order of a member's parameters
 # (after the entry id, which comes from the structure's row).
 MEMBER_COLUMNS = (
@@ -62,8 +65,16 @@ _CLOCK = {
 }
 
 
+def structure_sql(dialect: Dialect) -> StructureSQL:
+    """The structure statements of ``dialect``, built on first use and kept."""
+    built = _built.get(id(dialect))
+    if built is None or built[0] is not dialect:
+        built = _built[id(dialect)] = (dialect, StructureSQL(dialect, connections[dialect.alias]))
+    return built[1]
+
+
 class StructureSQL:
-    """The structure statements of one dialect (built on first use)."""
+    """The structure statements of one dialect (see :func:`structure_sql`)."""
 
     def __init__(self, dialect: Dialect, connection: Any) -> None:
         if dialect.vendor == "mysql" and not getattr(connection, "mysql_is_mariadb", False):
@@ -308,6 +319,17 @@ class StructureSQL:
             f"AND {c['expires']} IS NOT NULL",
             True: f"UPDATE {e} SET {c['expires']} = {now} + %s WHERE {owner}",
         }
+        # PostgreSQL draws a row's id when the INSERT starts, before it waits
+        # on a transaction that holds the key; a holding that began and ended
+        # in that transaction may have drawn a larger one. The winner's id is
+        # drawn again once it holds the lock, so its fencing token is larger
+        # than every earlier holder's.
+        self.lock_refence_sql = (
+            f"UPDATE {e} SET {c['id']} = nextval(pg_get_serial_sequence('{ENTRY_TABLE}', 'id')) "
+            f"WHERE {c['id']} = %s RETURNING {c['id']}"
+            if self.pg
+            else None
+        )
         self.lock_holder_sql = (
             f"SELECT {c['value']}, {c['format']} FROM {e} WHERE {where_lock} AND {lock_live}"
         )

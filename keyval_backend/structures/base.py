@@ -21,7 +21,7 @@ from django.db import IntegrityError, connections, transaction
 from .. import db
 from ..codec import FIELD_FORMAT, INT_FORMAT, RowCodec, member_hash, wrong_type_message
 from ..exceptions import WrongTypeError
-from ..sql.structures import MEMBER_READ, StructureSQL, flatten
+from ..sql.structures import MEMBER_READ, StructureSQL, flatten, structure_sql
 
 if TYPE_CHECKING:
     from ..aio import Driver
@@ -35,6 +35,8 @@ MemberRow = tuple[str, str, bytes, bytes, str, bytes, int | None, float | None]
 _MEMBER_IDENTITY = "~members~members~members~member~"
 # Members fetched per round trip when a structure is read whole.
 MEMBER_PAGE = 1000
+# Members written per statement.
+MEMBER_BATCH = 500
 # A write that finds its structure missing creates it and runs again; other
 # processes deleting it meanwhile can make that happen again, not forever.
 WRITE_ATTEMPTS = 5
@@ -62,11 +64,12 @@ class StructureCommands(BaseCache):
             match: re.Pattern[str] | None = None,
             key_prefix: str | None = None,
             page_size: int | None = None,
+            stale_ok: bool = True,
         ) -> Iterator[tuple[str, str, Any]]: ...
 
     def _structures(self) -> tuple[StructureSQL, str]:
         dialect = self._get_dialect()
-        return dialect.structures, dialect.alias
+        return structure_sql(dialect), dialect.alias
 
     def _member_identity(self) -> bytes:
         return (self._store_hash + _MEMBER_IDENTITY).encode()
@@ -199,11 +202,27 @@ class StructureCommands(BaseCache):
         clause: str,
         clause_params: Sequence[Any] = (),
     ) -> list[Any]:
-        """Write members into the key's ``kind`` structure in one statement,
-        creating the structure first if it is missing; returns
-        ``(writes, format, number, score)`` of each member written (writes 1:
-        a new member)."""
+        """Write members into the key's ``kind`` structure in one statement
+        (one per MEMBER_BATCH members, in one transaction), creating the
+        structure first if it is missing; returns ``(writes, format, number,
+        score)`` of each member written (writes 1: a new member)."""
         sql, alias = self._structures()
+        if len(members) > MEMBER_BATCH:
+            # SQLite allows 500 terms in a compound SELECT, PostgreSQL 65,535
+            # parameters in a statement.
+            with transaction.atomic(using=alias):
+                return [
+                    row
+                    for start in range(0, len(members), MEMBER_BATCH)
+                    for row in self._write_members(
+                        key,
+                        version,
+                        kind,
+                        members[start : start + MEMBER_BATCH],
+                        clause,
+                        clause_params,
+                    )
+                ]
         made_key = self.make_and_validate_key(key, version)
         key_bytes, key_hash = self._identify(made_key)
         text = sql.write_members(len(members), clause)
@@ -221,10 +240,14 @@ class StructureCommands(BaseCache):
 
             rows: list[Any]
             try:
-                rows = _in_savepoint(alias, lambda: db.retry_on_deadlock(alias, attempt))
+                rows = db.retry_on_deadlock(alias, attempt)
             except IntegrityError:
-                # The structure was deleted between the SELECT and the foreign
-                # key check: make it again.
+                # The structure was deleted by another process between the
+                # SELECT and the foreign key check: make it again. Inside a
+                # transaction that is the caller's to retry (PostgreSQL has
+                # aborted it), as for any write conflict.
+                if connections[alias].in_atomic_block:
+                    raise
                 rows, known = [], False
             if rows or known:
                 return rows
@@ -317,15 +340,6 @@ def _field(field: Any) -> tuple[str, bytes, bytes]:
     else:
         raise TypeError(f"hash fields are str, bytes, int or float, not {type(field).__name__}")
     return FIELD_FORMAT, text.encode("utf-8", "surrogatepass"), b""
-
-
-def _in_savepoint(alias: str, operation: Callable[[], Any]) -> Any:
-    """Run a statement that may fail on a foreign key; inside a transaction,
-    in a savepoint, so the failure does not abort the caller's transaction."""
-    if connections[alias].in_atomic_block:
-        with transaction.atomic(using=alias):
-            return operation()
-    return operation()
 
 
 def async_twins(*names: str) -> Callable[[type], type]:

@@ -24,7 +24,7 @@ class KeyCommands(StructureCommands):
         """The live keys matching the glob ``search``, read ``itersize`` (by
         default 1,000) at a time from the range of the key index that the
         pattern's literal head gives."""
-        for key, _ in self._matching(search, version, None, itersize):
+        for key, _ in self._matching(search, version, None, itersize, stale_ok=True):
             yield key
 
     def keys(self, search: str = "*", version: int | None = None) -> list[str]:
@@ -64,7 +64,7 @@ class KeyCommands(StructureCommands):
 
             return db.retry_on_deadlock(dialect.alias, attempt)
 
-        for _, key_hash in self._matching(pattern, version, prefix, itersize):
+        for _, key_hash in self._matching(pattern, version, prefix, itersize, stale_ok=False):
             pending.append(key_hash)
             if len(pending) >= batch:
                 deleted += flush()
@@ -73,10 +73,16 @@ class KeyCommands(StructureCommands):
         return deleted
 
     def _matching(
-        self, pattern: str, version: int | None, prefix: str | None, itersize: int | None
+        self,
+        pattern: str,
+        version: int | None,
+        prefix: str | None,
+        itersize: int | None,
+        stale_ok: bool,
     ) -> Iterator[tuple[str, str]]:
         """``(key, key hash)`` of the live keys matching ``pattern``: the
         keys in the index range of its literal head that match it whole."""
         head, regex = compile_glob(pattern)
-        for key, key_hash, _ in self._pages(head, version, False, regex, prefix, itersize):
+        pages = self._pages(head, version, False, regex, prefix, itersize, stale_ok)
+        for key, key_hash, _ in pages:
             yield key, key_hash

@@ -149,16 +149,28 @@ class Lock:
         if self.timeout:
             params.append(float(self.timeout))
 
-        def attempt() -> int | None:
-            with db.cursor(alias) as cursor:
-                cursor.execute(sql.lock_drop_expired_sql, (store_hash, self._key_hash))
-                cursor.execute(sql.lock_acquire_sql[bool(self.timeout)], params)
-                row = cursor.fetchone()
+        def insert(cursor: Any) -> int | None:
+            cursor.execute(sql.lock_acquire_sql[bool(self.timeout)], params)
+            row = cursor.fetchone()
             # MariaDB returns the row that was there: it is ours only if it
             # holds our token.
             if row is None or bytes(row[1]) != token:
                 return None
-            return int(row[0])
+            if sql.lock_refence_sql is None:
+                return int(row[0])
+            cursor.execute(sql.lock_refence_sql, (row[0],))
+            return int(cursor.fetchone()[0])
+
+        def attempt() -> int | None:
+            # A free lock takes one statement; a taken one is checked for an
+            # expired holder, whose row goes before trying again.
+            with db.cursor(alias) as cursor:
+                fence = insert(cursor)
+                if fence is None:
+                    cursor.execute(sql.lock_drop_expired_sql, (store_hash, self._key_hash))
+                    if cursor.rowcount:
+                        fence = insert(cursor)
+            return fence
 
         return db.retry_on_deadlock(alias, attempt)
 

@@ -214,10 +214,8 @@ class SetCommands(StructureCommands):
             with db.cursor(alias) as cursor:
                 cursor.execute(sql.drop_key_sql, (self._store_hash, dest_hash))
             members = list(rows.values())
-            for start in range(0, len(members), 500):
-                self._write_members(
-                    dest, version, SET, members[start : start + 500], sql.keep_existing
-                )
+            if members:
+                self._write_members(dest, version, SET, members, sql.keep_existing)
         return len(members)
 
     # -- scanning ------------------------------------------------------------------
