@@ -710,8 +710,17 @@ class KeyValCache(
                 return None
         return aio.driver(dialect)
 
+    def _native_read(self) -> aio.Driver[Any] | None:
+        """:meth:`_native` for the reads ``READ_DATABASE`` may serve (those
+        of :meth:`_read_sql`): its driver, when that alias has one."""
+        alias = self._read_database if self.misconfigured is None else None
+        if alias is None:
+            return self._native()
+        dialect = built_dialect(alias, TABLE)
+        return None if dialect is None else aio.driver(dialect)
+
     async def aget(self, key: Any, default: Any = None, version: int | None = None) -> Any:
-        driver = self._native()
+        driver = self._native_read()
         if driver is None:
             return await _in_thread(self.get, key, default, version)
         key_hash = self._key_hash(key, version)
@@ -820,7 +829,7 @@ class KeyValCache(
         return await self._arowcount(driver, driver.dialect.delete_sql, params)
 
     async def ahas_key(self, key: Any, version: int | None = None) -> bool:
-        driver = self._native()
+        driver = self._native_read()
         if driver is None:
             return await _in_thread(self.has_key, key, version)
         key_hash = self._key_hash(key, version)
@@ -896,7 +905,7 @@ class KeyValCache(
         )
 
     async def aget_many(self, keys: Iterable[Any], version: int | None = None) -> dict[Any, Any]:
-        driver = self._native()
+        driver = self._native_read()
         if driver is None:
             return await _in_thread(self.get_many, list(keys), version)
         by_hash = self._by_hash(keys, version)

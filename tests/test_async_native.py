@@ -394,6 +394,35 @@ def test_a_cancelled_wait_for_the_lock_leaves_the_connection_usable(cache: KeyVa
         holder.close()
 
 
+@native_only
+@pytest.mark.django_db(databases=["default", "replica"], transaction=True)
+def test_read_database_serves_the_native_reads_too(use_caches: Callable[..., None]) -> None:
+    use_caches(
+        keyval={
+            "BACKEND": "keyval_backend.cache.KeyValCache",
+            "OPTIONS": {"READ_DATABASE": "replica"},
+        }
+    )
+    from django.core.cache import caches
+
+    cache = caches["keyval"]
+    cache.set("k", "v")
+    assert cache.get("k") == "v"  # builds the replica's dialect, as any first read does
+
+    async def paths() -> tuple[Any, ...]:
+        reads, writes = cache._native_read(), cache._native()
+        assert reads is not None
+        assert writes is not None
+        assert await cache.aget("k") == "v"
+        assert await cache.aget_many(["k"]) == {"k": "v"}
+        assert await cache.ahas_key("k") is True
+        assert await cache.aset("k", "w") is True
+        return reads.alias, writes.alias
+
+    assert asyncio.run(paths()) == ("replica", "default")
+    assert cache.get("k") == "w"
+
+
 @pytest.mark.skipif(NATIVE_VENDOR, reason="SQLite and PostgreSQL have a driver")
 def test_mariadb_takes_the_thread(cache: KeyValCache) -> None:
     async def which() -> Any:

@@ -21,7 +21,8 @@ from django.conf import settings
 from django.db import OperationalError, connections
 from django.db.transaction import TransactionManagementError
 
-from ..db import DEADLOCK_ATTEMPTS, is_deadlock
+from ..db import DEADLOCK_ATTEMPTS, is_deadlock, raise_if_read_only
+from ..exceptions import ReadOnlyDatabase
 from ..sql import Dialect
 
 T = TypeVar("T")
@@ -51,13 +52,19 @@ class NativeTransactionError(TransactionManagementError):
     outside it."""
 
 
-def translated(exc: BaseException, module: Any) -> BaseException:
+def translated(exc: BaseException, module: Any, alias: str) -> BaseException:
     """``exc`` of the driver ``module`` as the ``django.db`` exception
-    Django's own cursor would raise (the driver's error as its cause)."""
+    Django's own cursor would raise (the driver's error as its cause), or as
+    ReadOnlyDatabase where the lean cursor raises that."""
     for django_type in _DJANGO_ERRORS:
         if isinstance(exc, getattr(module, django_type.__name__)):
             error = django_type(*exc.args)
             error.__cause__ = exc
+            if isinstance(error, django_db.DatabaseError):
+                try:
+                    raise_if_read_only(alias, error)
+                except ReadOnlyDatabase as read_only:
+                    return read_only
             return error
     return exc
 

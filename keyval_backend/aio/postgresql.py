@@ -120,7 +120,8 @@ class PostgreSQLDriver(Driver[Pool]):
             finally:
                 pool.release(connection)
         except psycopg.Error as exc:
-            raise translated(exc, psycopg) from exc
+            error = translated(exc, psycopg, self.alias)
+            raise error from error.__cause__
 
     def pool(self) -> Pool | None:
         """This loop's pool, if it has one."""

@@ -146,4 +146,5 @@ class SQLiteDriver(Driver[SQLiteState]):
                 state.wrote()
             return result
         except sqlite3.Error as exc:
-            raise translated(exc, sqlite3) from exc
+            error = translated(exc, sqlite3, self.alias)
+            raise error from error.__cause__
