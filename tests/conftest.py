@@ -134,3 +134,41 @@ def frozen() -> Iterator[FrozenDateTimeFactory]:
     """Time stopped at a fixed instant; move it with ``frozen.tick(seconds)``."""
     with freeze_time("2030-01-01 00:00:00") as factory:
         yield factory
+
+
+# -- the django-redis API suite (tests/test_redis_*.py, tests/redis_reference.py) --
+
+
+@pytest.fixture
+def make_rcache(db: None) -> Iterator[Callable[..., Any]]:
+    """Build the cache the redis API tests run against: a KeyValCache on the
+    test database, or with ``KEYVAL_TEST_REFERENCE=redis`` django-redis's
+    RedisCache on Redis db 15 (flushed around the test). ``make_rcache(
+    KEY_PREFIX=..., VERSION=..., OPTIONS=...)``; TIMEOUT defaults to None.
+
+    ``db`` is a parameter even for the reference: asked for with
+    ``request.getfixturevalue`` instead, it left the first test of a run on
+    an SQLite connection that sees no tables."""
+    from . import redis_reference as ref
+
+    if ref.REFERENCE:
+        ref.flush_reference()
+    yield lambda **params: ref.build_cache(ref.cache_spec(SERIALIZER, **params))
+    if ref.REFERENCE:
+        ref.flush_reference()
+
+
+@pytest.fixture
+def rcache(make_rcache: Callable[..., Any]) -> Any:
+    """A fresh cache of :func:`make_rcache` with the default configuration."""
+    return make_rcache()
+
+
+@pytest.fixture
+def clock() -> Iterator[Any]:
+    """Time the redis API tests move with ``clock.tick(seconds)``: stopped
+    by freezegun, or on the reference, Redis's TTLs shortened."""
+    from . import redis_reference as ref
+
+    with ref.clock() as moving:
+        yield moving

@@ -330,6 +330,8 @@ class StructureSQL:
             if self.pg
             else None
         )
+        self.max_id_sql = f"SELECT MAX({c['id']}) FROM {e}" if self.mysql else None
+        self.lock_delete_id_sql = f"DELETE FROM {e} WHERE {c['id']} = %s"
         self.lock_holder_sql = (
             f"SELECT {c['value']}, {c['format']} FROM {e} WHERE {where_lock} AND {lock_live}"
         )

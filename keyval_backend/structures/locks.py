@@ -23,6 +23,8 @@ import uuid
 from types import SimpleNamespace, TracebackType
 from typing import Any
 
+from django.db import transaction
+
 from .. import db
 from ..exceptions import LockError, LockNotOwnedError
 from .base import StructureCommands
@@ -156,10 +158,21 @@ class Lock:
             # holds our token.
             if row is None or bytes(row[1]) != token:
                 return None
-            if sql.lock_refence_sql is None:
-                return int(row[0])
-            cursor.execute(sql.lock_refence_sql, (row[0],))
-            return int(cursor.fetchone()[0])
+            fence = int(row[0])
+            if sql.lock_refence_sql is not None:
+                cursor.execute(sql.lock_refence_sql, (fence,))
+                return int(cursor.fetchone()[0])
+            if sql.max_id_sql is not None:
+                # InnoDB draws the id before the INSERT waits, too; it cannot
+                # draw one in an UPDATE, so when a larger id exists the row
+                # is written again, in a transaction that holds the key.
+                cursor.execute(sql.max_id_sql)
+                if int(cursor.fetchone()[0]) > fence:
+                    with transaction.atomic(using=alias):
+                        cursor.execute(sql.lock_delete_id_sql, (fence,))
+                        cursor.execute(sql.lock_acquire_sql[bool(self.timeout)], params)
+                        fence = int(cursor.fetchone()[0])
+            return fence
 
         def attempt() -> int | None:
             # A free lock takes one statement; a taken one is checked for an
