@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import report, transfer_memory
+from . import async_ops, report, transfer_memory
 from .contenders import CONTENDERS
 from .databases import DEFAULT_SETTINGS, SETTINGS
 from .ops import OPS
@@ -121,6 +121,14 @@ def parser() -> argparse.ArgumentParser:
         default="100000,1000000",
         type=_sizes,
         help="entries dumped and loaded, comma-separated (with --quick: 1000,10000)",
+    )
+    p.add_argument(
+        "--async",
+        dest="async_api",
+        action="store_true",
+        help="also benchmark the async API (benchmarks.async_ops): a* natively and through "
+        "the thread against the sync methods; PostgreSQL: 1,000 concurrent aget; SQLite-WAL: "
+        "the event loop's lag under 4 writing processes",
     )
     p.add_argument(
         "--profile",
@@ -237,6 +245,9 @@ def print_runs(results: dict[str, Any], markdown: bool) -> None:
         if scale.get("sqlite_pragmas"):
             print(f"SQLite connections run: {'; '.join(scale['sqlite_pragmas'])}\n")
         print(report.scale_tables(scale, markdown))
+    for setting, found in results.get("async", {}).items():
+        print(f"\n## async API, {setting}\n")
+        print(async_ops.tables(found, markdown))
     for setting, transfer in results.get("transfer", {}).items():
         versions = ", ".join(f"{k} {v}" for k, v in transfer["versions"].items())
         print(f"\n## dump and load, {setting} ({versions})\n")
@@ -319,6 +330,7 @@ def main(argv: list[str] | None = None) -> int:
             "runs": {},
             "scale": {},
             "transfer": {},
+            "async": {},
         }
         databases = args.databases or list(DEFAULT_SETTINGS)
         if args.ops:
@@ -368,6 +380,14 @@ def main(argv: list[str] | None = None) -> int:
                 except Exception as exc:  # a step that failed, a service that is down
                     print(f"!! dump and load on {setting}: {exc}", file=sys.stderr)
                     failed = True
+        if args.async_api:
+            for setting in databases:
+                print(f"-- async API, {setting}", file=sys.stderr, flush=True)
+                found = async_ops.run(setting, workdir, 1 if args.quick else args.repeat)
+                if found is None:
+                    failed = True
+                else:
+                    results["async"][setting] = found
         results["meta"]["seconds"] = round(time.perf_counter() - started, 1)
         print_runs(results, args.markdown)
         if args.json:

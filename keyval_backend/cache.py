@@ -6,9 +6,9 @@ import copy
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import nullcontext
-from typing import Any
+from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.core.cache.backends.base import (
@@ -21,12 +21,12 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, connections, router, transaction
 from django.utils.module_loading import import_string
 
-from . import db
+from . import aio, db
 from .codec import INT64_MAX, INT64_MIN, KIND_FORMATS, RowCodec
 from .exceptions import UnreadableValue
 from .identity import decode_name, encode_name, name_hash, prefix_upper_bound
 from .serializers import load_serializer
-from .sql import Dialect, dialect_for
+from .sql import Dialect, built_dialect, dialect_for
 from .sql.base import Popped, Row, Stored
 from .structures.expiry import ExpiryCommands
 from .structures.hashes import HashCommands
@@ -58,6 +58,7 @@ RECOUNT_EVERY = 1000
 # Compare-and-swap attempts of the Python incr path before giving up.
 INCR_ATTEMPTS = 100
 _MISSING: Any = object()
+_T = TypeVar("_T")
 
 
 class KeyValCache(
@@ -283,9 +284,14 @@ class KeyValCache(
         return int(cursor.fetchone()[0])
 
     def _after_write(self, dialect: Dialect, new_rows: int, expiring: int, now: float) -> None:
-        """Track the store size, and purge expired rows every PURGE_EVERY
-        writes that carried a timeout, at most PURGE_BATCH at a time, so the
-        table cannot grow without bound while no write needs it to."""
+        if self._count_write(new_rows, expiring):
+            self._purge_riding_along(dialect, now)
+
+    def _count_write(self, new_rows: int, expiring: int) -> bool:
+        """Track the store size; True when a purge of expired rows is due:
+        every PURGE_EVERY writes that carried a timeout, at most PURGE_BATCH
+        at a time, so the table cannot grow without bound while no write
+        needs it to."""
         if self._entries is not None:
             self._entries += new_rows
         self._writes_since_count += 1
@@ -297,7 +303,8 @@ class KeyValCache(
             schedule.pending += expiring
             if schedule.pending >= self._purge_every:
                 schedule.pending = 0
-                self._purge_riding_along(dialect, now)
+                return True
+        return False
 
     def _purge_riding_along(self, dialect: Dialect, now: float) -> None:
         """Purge after a write, without ever failing the write, which has
@@ -314,11 +321,7 @@ class KeyValCache(
             with savepoint, db.cursor(alias) as cursor:
                 dialect.purge_expired(cursor, now, self._purge_batch)
         except DatabaseError as exc:
-            if not db.is_deadlock(exc):
-                logger.warning(
-                    "Purging expired rows after a write failed; the next purge will retry",
-                    exc_info=True,
-                )
+            _purge_failed(exc)
 
     def _write(self, made_key: str, value: Any, timeout: Any, statement: str) -> bool:
         dialect = self._get_dialect()
@@ -450,16 +453,17 @@ class KeyValCache(
             # Put the row back exactly as it was (same id, timestamps and write
             # count), so that nothing is lost and it can be inspected; a value
             # written meanwhile wins.
-            fmt, data, number, expires, row_id, created, updated, writes = stored
             with db.cursor(dialect.alias) as cursor:
-                cursor.execute(
-                    dialect.restore_sql,
-                    (
-                        row_id, self._store_bytes, key_bytes, self._store_hash, key_hash,
-                        fmt, data, number, expires, created, updated, writes,
-                    ),
-                )  # fmt: skip
+                cursor.execute(dialect.restore_sql, self._restored(key_bytes, key_hash, stored))
             raise
+
+    def _restored(self, key_bytes: bytes, key_hash: str, stored: Popped) -> tuple[Any, ...]:
+        """The parameters that put a popped row back exactly as it was."""
+        fmt, data, number, expires, row_id, created, updated, writes = stored
+        return (
+            row_id, self._store_bytes, key_bytes, self._store_hash, key_hash,
+            fmt, data, number, expires, created, updated, writes,
+        )  # fmt: skip
 
     def incr(
         self, key: Any, delta: int = 1, version: int | None = None, ignore_key_check: bool = False
@@ -565,9 +569,7 @@ class KeyValCache(
         return value
 
     def get_many(self, keys: Iterable[Any], version: int | None = None) -> dict[Any, Any]:
-        by_hash: dict[str, Any] = {}
-        for key in keys:
-            by_hash[self._key_hash(key, version)] = key
+        by_hash = self._by_hash(keys, version)
         if not by_hash:
             return {}
         dialect, cursor = self._read_sql()
@@ -581,11 +583,21 @@ class KeyValCache(
                 cursor.execute(*dialect.get_many_query(self._store_hash, chunk, now))
                 for key_hash, *stored in cursor.fetchall():
                     found[key_hash] = (stored[0], stored[1], stored[2])
+        return self._decode_found(by_hash, found)
+
+    def _by_hash(self, keys: Iterable[Any], version: int | None) -> dict[str, Any]:
+        """Each key by its lookup hash, in the caller's order."""
+        by_hash: dict[str, Any] = {}
+        for key in keys:
+            by_hash[self._key_hash(key, version)] = key
+        return by_hash
+
+    def _decode_found(self, by_hash: dict[str, Any], found: dict[str, Stored]) -> dict[Any, Any]:
         # Decoded in the caller's key order, as Django's backends return them.
         # A hash, set, sorted set or lock reads as absent, as MGET gives nil.
         return {
-            by_hash[key_hash]: self._decode(key_hash, *found[key_hash])
-            for key_hash in hashes
+            key: self._decode(key_hash, *found[key_hash])
+            for key_hash, key in by_hash.items()
             if key_hash in found and found[key_hash][0] not in KIND_FORMATS
         }
 
@@ -599,15 +611,26 @@ class KeyValCache(
         transaction around the chunks when there are several."""
         dialect = self._get_dialect()
         now = time.time()
+        batch = self._batch(data, timeout, version, now)
+        if batch:
+            self._write_batch(dialect, batch, dialect.row_batches(batch), now)
+        return []
+
+    def _batch(
+        self, data: Mapping[Any, Any], timeout: Any, version: int | None, now: float
+    ) -> list[Row]:
+        """The rows of a set_many, one per made key (the last of two keys
+        that make the same key wins)."""
         expires = self.get_backend_timeout(timeout)
         rows: dict[str, Row] = {}
         for key, value in data.items():
             row = self._row(self.make_and_validate_key(key, version), value, expires, now)
-            rows[row[3]] = row  # the last of two keys that make the same key wins
-        if not rows:
-            return []
-        batch = list(rows.values())
-        parts = dialect.row_batches(batch)
+            rows[row[3]] = row
+        return list(rows.values())
+
+    def _write_batch(
+        self, dialect: Dialect, batch: list[Row], parts: list[Sequence[Row]], now: float
+    ) -> None:
         expiring = sum(row[7] is not None for row in batch)
 
         def attempt() -> None:
@@ -620,7 +643,6 @@ class KeyValCache(
         db.retry_on_deadlock(dialect.alias, attempt)
         # Counted as new: an overestimate only makes the cull re-count sooner.
         self._after_write(dialect, len(batch), expiring, now)
-        return []
 
     def delete_many(self, keys: Iterable[Any], version: int | None = None) -> None:
         hashes = list({self._key_hash(key, version): None for key in keys})
@@ -671,35 +693,44 @@ class KeyValCache(
             cursor.execute(dialect.stores_sql, (time.time(),))
             return {decode_name(name): int(count) for name, count in cursor.fetchall()}
 
-    async def aget_many(self, keys: Iterable[Any], version: int | None = None) -> dict[Any, Any]:
-        return await sync_to_async(self.get_many, thread_sensitive=True)(list(keys), version)
+    # -- the async API (natively where keyval_backend.aio has a driver) -----------
 
-    async def aset_many(
-        self,
-        data: Mapping[Any, Any],
-        timeout: Any = DEFAULT_TIMEOUT,
-        version: int | None = None,
-    ) -> list[Any]:
-        return await sync_to_async(self.set_many, thread_sensitive=True)(data, timeout, version)
+    def _native(self) -> aio.Driver[Any] | None:
+        """The driver that runs this call in the event loop, or None: the
+        call takes Django's thread (the sync method, same connection and
+        transaction). None too before any call has built this database's
+        dialect (the thread builds it: SQLite's reads the connection), and
+        with MAX_ENTRIES set (a cull is several statements)."""
+        if self._cull_enabled:
+            return None
+        dialect = self._dialect
+        if dialect is None:
+            dialect = self._dialect = built_dialect(self.database, TABLE)
+            if dialect is None:
+                return None
+        return aio.driver(dialect)
 
-    async def adelete_many(self, keys: Iterable[Any], version: int | None = None) -> None:
-        await sync_to_async(self.delete_many, thread_sensitive=True)(list(keys), version)
+    def _native_read(self) -> aio.Driver[Any] | None:
+        """:meth:`_native` for the reads ``READ_DATABASE`` may serve (those
+        of :meth:`_read_sql`): its driver, when that alias has one."""
+        alias = self._read_database if self.misconfigured is None else None
+        if alias is None:
+            return self._native()
+        dialect = built_dialect(alias, TABLE)
+        return None if dialect is None else aio.driver(dialect)
 
-    async def ahas_key(self, key: Any, version: int | None = None) -> bool:
-        return await sync_to_async(self.has_key, thread_sensitive=True)(key, version)
-
-    async def aincr(
-        self, key: Any, delta: int = 1, version: int | None = None, ignore_key_check: bool = False
-    ) -> Any:
-        # BaseCache.aincr reads, adds and writes back: not atomic.
-        return await sync_to_async(self.incr, thread_sensitive=True)(
-            key, delta, version, ignore_key_check
+    async def aget(self, key: Any, default: Any = None, version: int | None = None) -> Any:
+        driver = self._native_read()
+        if driver is None:
+            return await _in_thread(self.get, key, default, version)
+        key_hash = self._key_hash(key, version)
+        rows, _ = await driver.run(
+            driver.dialect.get_sql, (self._store_hash, key_hash, time.time())
         )
-
-    async def adecr(
-        self, key: Any, delta: int = 1, version: int | None = None, ignore_key_check: bool = False
-    ) -> Any:
-        return await self.aincr(key, -delta, version, ignore_key_check)
+        if not rows:
+            return default
+        fmt, data, number = rows[0]
+        return self._decode(key_hash, fmt, data, number)
 
     async def aset(  # type: ignore[override]  # django-redis: nx, xx, a result
         self,
@@ -710,9 +741,151 @@ class KeyValCache(
         nx: bool = False,
         xx: bool = False,
     ) -> bool:
-        return await sync_to_async(self.set, thread_sensitive=True)(
-            key, value, timeout, version, nx, xx
+        driver = self._native()
+        if driver is None or (nx and xx):  # the sync method raises for both
+            return await _in_thread(self.set, key, value, timeout, version, nx, xx)
+        if nx:
+            return await self.aadd(key, value, timeout, version)
+        made_key = self.make_and_validate_key(key, version)
+        if xx:
+            return await self._areplace(driver, made_key, value, timeout)
+        await self._awrite(driver, made_key, value, timeout, "aupsert")
+        return True
+
+    async def aadd(
+        self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
+    ) -> bool:
+        driver = self._native()
+        if driver is None:
+            return await _in_thread(self.add, key, value, timeout, version)
+        return await self._awrite(
+            driver, self.make_and_validate_key(key, version), value, timeout, "aadd"
         )
+
+    async def aupsert(
+        self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
+    ) -> bool:
+        driver = self._native()
+        if driver is None:
+            return await _in_thread(self.upsert, key, value, timeout, version)
+        return await self._awrite(
+            driver, self.make_and_validate_key(key, version), value, timeout, "aupsert"
+        )
+
+    async def _awrite(
+        self, driver: aio.Driver[Any], made_key: str, value: Any, timeout: Any, step: str
+    ) -> bool:
+        """:meth:`_write` through the dialect's async ``step``."""
+        now = time.time()
+        row = self._row(made_key, value, self.get_backend_timeout(timeout), now)
+        write = getattr(driver.dialect, step)
+        written: bool = await aio.retry_on_deadlock(lambda: write(driver.run, row))
+        await self._aafter_write(driver, int(written), row[7] is not None, now)
+        return written
+
+    async def _aafter_write(
+        self, driver: aio.Driver[Any], new_rows: int, expiring: int, now: float
+    ) -> None:
+        """:meth:`_after_write`: the purge riding along never fails the write."""
+        if self._count_write(new_rows, expiring):
+            try:
+                await driver.dialect.apurge_expired(driver.run, now, self._purge_batch)
+            except DatabaseError as exc:
+                _purge_failed(exc)
+
+    async def _areplace(
+        self, driver: aio.Driver[Any], made_key: str, value: Any, timeout: Any
+    ) -> bool:
+        now = time.time()
+        row = self._row(made_key, value, self.get_backend_timeout(timeout), now)
+        params = (row[4], row[5], row[6], row[7], now, row[2], row[3], now)
+        return await self._arowcount(driver, driver.dialect.replace_sql, params)
+
+    async def _arowcount(self, driver: aio.Driver[Any], sql: str, params: Sequence[Any]) -> bool:
+        """True if a single-row write changed its row."""
+
+        async def attempt() -> bool:
+            _, count = await driver.run(sql, params)
+            return bool(count)
+
+        return await aio.retry_on_deadlock(attempt)
+
+    async def atouch(
+        self, key: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
+    ) -> bool:
+        driver = self._native()
+        if driver is None:
+            return await _in_thread(self.touch, key, timeout, version)
+        key_hash = self._key_hash(key, version)
+        params = (self.get_backend_timeout(timeout), self._store_hash, key_hash, time.time())
+        return await self._arowcount(driver, driver.dialect.touch_sql, params)
+
+    async def adelete(self, key: Any, version: int | None = None) -> bool:
+        driver = self._native()
+        if driver is None:
+            return await _in_thread(self.delete, key, version)
+        key_hash = self._key_hash(key, version)
+        params = (self._store_hash, key_hash, time.time())
+        return await self._arowcount(driver, driver.dialect.delete_sql, params)
+
+    async def ahas_key(self, key: Any, version: int | None = None) -> bool:
+        driver = self._native_read()
+        if driver is None:
+            return await _in_thread(self.has_key, key, version)
+        key_hash = self._key_hash(key, version)
+        rows, _ = await driver.run(
+            driver.dialect.has_key_sql, (self._store_hash, key_hash, time.time())
+        )
+        return bool(rows)
+
+    async def apop(self, key: Any, default: Any = None, version: int | None = None) -> Any:
+        driver = self._native()
+        if driver is None:
+            return await _in_thread(self.pop, key, default, version)
+        key_bytes, key_hash = self._identify(self.make_and_validate_key(key, version))
+        dialect = driver.dialect
+        stored = await aio.retry_on_deadlock(
+            lambda: dialect.apop(driver.run, self._store_hash, key_hash, time.time())
+        )
+        if stored is None:
+            return default
+        try:
+            return self._decode(key_hash, stored[0], stored[1], stored[2])
+        except UnreadableValue:
+            await driver.run(dialect.restore_sql, self._restored(key_bytes, key_hash, stored))
+            raise
+
+    async def aincr(
+        self, key: Any, delta: int = 1, version: int | None = None, ignore_key_check: bool = False
+    ) -> Any:
+        # BaseCache.aincr reads, adds and writes back: not atomic. Here the
+        # native path runs the one SQL statement; what it leaves (a missing
+        # key, a value that is not a 64-bit integer, an overflow) goes to the
+        # sync method, whose compare-and-swap loop decides, as it would have.
+        driver = self._native()
+        if driver is not None and type(delta) is int and INT64_MIN <= delta <= INT64_MAX:
+            made_key = self.make_and_validate_key(key, version)
+            dialect = driver.dialect
+            if ignore_key_check:
+                row = self._row(made_key, delta, None, time.time())
+                value = await aio.retry_on_deadlock(
+                    lambda: dialect.aincr_or_create(driver.run, row, delta)
+                )
+            else:
+                key_hash = self._identify(made_key)[1]
+                value = await aio.retry_on_deadlock(
+                    lambda: dialect.aincr(
+                        driver.run, self._store_hash, key_hash, delta, time.time()
+                    )
+                )
+            if value is not None:
+                return value
+        return await _in_thread(self.incr, key, delta, version, ignore_key_check)
+
+    async def adecr(
+        self, key: Any, delta: int = 1, version: int | None = None, ignore_key_check: bool = False
+    ) -> Any:
+        return await self.aincr(key, -delta, version, ignore_key_check)
 
     async def aget_or_set(
         self,
@@ -724,17 +897,83 @@ class KeyValCache(
         lock_timeout: float = 60,
         blocking_timeout: float = 10,
     ) -> Any:
-        return await sync_to_async(self.get_or_set, thread_sensitive=True)(
-            key, default, timeout, version, lock, lock_timeout, blocking_timeout
+        if not lock:
+            # Django's: aget, aadd, aget, each native here.
+            return await super().aget_or_set(key, default, timeout, version)
+        return await _in_thread(
+            self.get_or_set, key, default, timeout, version, lock, lock_timeout, blocking_timeout
         )
 
-    async def aupsert(
-        self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
-    ) -> bool:
-        return await sync_to_async(self.upsert, thread_sensitive=True)(key, value, timeout, version)
+    async def aget_many(self, keys: Iterable[Any], version: int | None = None) -> dict[Any, Any]:
+        driver = self._native_read()
+        if driver is None:
+            return await _in_thread(self.get_many, list(keys), version)
+        by_hash = self._by_hash(keys, version)
+        if not by_hash:
+            return {}
+        dialect = driver.dialect
+        hashes = list(by_hash)
+        size = dialect.batch_size(1, fixed_params=2)
+        found: dict[str, Stored] = {}
+        now = time.time()
+        for start in range(0, len(hashes), size):
+            query = dialect.get_many_query(self._store_hash, hashes[start : start + size], now)
+            rows, _ = await driver.run(*query)
+            for key_hash, *stored in rows:
+                found[key_hash] = (stored[0], stored[1], stored[2])
+        return self._decode_found(by_hash, found)
 
-    async def apop(self, key: Any, default: Any = None, version: int | None = None) -> Any:
-        return await sync_to_async(self.pop, thread_sensitive=True)(key, default, version)
+    async def aset_many(
+        self,
+        data: Mapping[Any, Any],
+        timeout: Any = DEFAULT_TIMEOUT,
+        version: int | None = None,
+    ) -> list[Any]:
+        """Natively when the rows make one statement; several statements
+        make one transaction, which takes the thread."""
+        driver = self._native()
+        if driver is None:
+            return await _in_thread(self.set_many, data, timeout, version)
+        dialect = driver.dialect
+        now = time.time()
+        batch = self._batch(data, timeout, version, now)
+        if not batch:
+            return []
+        parts = dialect.row_batches(batch)
+        if len(parts) > 1:
+            await _in_thread(self._write_batch, dialect, batch, parts, now)
+            return []
+
+        async def attempt() -> None:
+            await driver.run(*dialect.set_many_query(parts[0]))
+
+        await aio.retry_on_deadlock(attempt)
+        await self._aafter_write(driver, len(batch), sum(r[7] is not None for r in batch), now)
+        return []
+
+    async def adelete_many(self, keys: Iterable[Any], version: int | None = None) -> None:
+        driver = self._native()
+        if driver is None:
+            await _in_thread(self.delete_many, list(keys), version)
+            return
+        hashes = list({self._key_hash(key, version): None for key in keys})
+        dialect = driver.dialect
+        size = dialect.batch_size(1, fixed_params=1)
+        for start in range(0, len(hashes), size):
+            query = dialect.delete_many_query(self._store_hash, hashes[start : start + size])
+
+            async def attempt(query: tuple[str, list[Any]] = query) -> None:
+                await driver.run(*query)
+
+            await aio.retry_on_deadlock(attempt)
+
+    async def aclose(self, **kwargs: Any) -> None:
+        """Close the native driver's connections of the running event loop
+        (the next call opens them again). They close by themselves when the
+        loop ends."""
+        dialect = self._dialect
+        if dialect is not None:
+            await aio.aclose(dialect)
 
     # -- the store as a collection ----------------------------------------------
 
@@ -823,6 +1062,12 @@ class KeyValCache(
             return int(cursor.fetchone()[0])
 
 
+async def _in_thread(method: Callable[..., _T], *args: Any) -> _T:
+    """The thread path: ``method`` in Django's thread for the database (the
+    caller's thread under async_to_sync, so inside its transaction)."""
+    return await sync_to_async(method, thread_sensitive=True)(*args)
+
+
 class _PurgeSchedule:
     """Rows written with a timeout since the last purge (a mutable cell that
     copies of a backend share)."""
@@ -831,6 +1076,14 @@ class _PurgeSchedule:
 
     def __init__(self) -> None:
         self.pending = 0
+
+
+def _purge_failed(exc: DatabaseError) -> None:
+    if not db.is_deadlock(exc):
+        logger.warning(
+            "Purging expired rows after a write failed; the next purge will retry",
+            exc_info=True,
+        )
 
 
 def _portable(made_key: str) -> bool:

@@ -35,4 +35,9 @@ def dialect_for(alias: str, table: str) -> Dialect:
     return dialect
 
 
-__all__ = ["Dialect", "dialect_for"]
+def built_dialect(alias: str, table: str) -> Dialect | None:
+    """The dialect of ``alias`` if it has been built (no query, no connection)."""
+    return _by_alias.get((alias, connections[alias].vendor, table))
+
+
+__all__ = ["Dialect", "built_dialect", "dialect_for"]

@@ -9,7 +9,7 @@ implements the upserts with ``INSERT ... ON CONFLICT ... RETURNING``
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -34,6 +34,8 @@ ROW_COLUMNS = (
 # Parameters of one row: (store, key, store_hash, key_hash, format, value,
 # number, expires, created, updated); ``created`` and ``updated`` are "now".
 Row = tuple[bytes, bytes, str, str, str, bytes, int | None, float | None, float, float]
+# A native driver's statement runner: (rows, rowcount) of (sql, params).
+Run = Callable[[str, Sequence[Any]], Awaitable[tuple[list[Any], int]]]
 # (format, value, number) of a stored row.
 Stored = tuple[str, bytes, int | None]
 # (format, value, number, expires, id, created, updated, writes) of a popped
@@ -326,6 +328,47 @@ class Dialect:
 
     def purge_params(self, now: float, limit: int) -> tuple[float | int, ...]:
         return (now, limit, now)
+
+    # -- the same steps for a native async driver (keyval_backend.aio) -------
+    # Twins of the steps above, for the vendors whose steps are these base
+    # ones (SQLite, PostgreSQL); ``run`` is the driver's ``run``.
+
+    async def aupsert(self, run: Run, row: Row) -> bool:
+        rows, _ = await run(self.upsert_sql, row)
+        return bool(rows[0][0] == 1)
+
+    async def aadd(self, run: Run, row: Row) -> bool:
+        rows, _ = await run(self.add_sql, row)
+        return bool(rows)
+
+    async def aincr(
+        self, run: Run, store_hash: str, key_hash: str, delta: int, now: float
+    ) -> int | None:
+        low, high = incr_bounds(delta)
+        rows, _ = await run(self.incr_sql, (delta, now, store_hash, key_hash, now, low, high))
+        return int(rows[0][0]) if rows else None
+
+    async def aincr_or_create(self, run: Run, row: Row, delta: int) -> int | None:
+        if self.incr_or_create_sql is None:
+            return None
+        rows, _ = await run(self.incr_or_create_sql, (*row, *incr_bounds(delta)))
+        return int(rows[0][0]) if rows else None
+
+    async def apop(self, run: Run, store_hash: str, key_hash: str, now: float) -> Popped | None:
+        rows, _ = await run(self.pop_sql, (store_hash, key_hash, now))
+        return tuple(rows[0]) if rows else None
+
+    async def apurge_expired(self, run: Run, now: float, limit: int) -> int:
+        _, count = await run(self.purge_sql, self.purge_params(now, limit))
+        return count
+
+    def has_native_steps(self) -> bool:
+        """True if this vendor's steps are the base ones that have twins."""
+        cls = type(self)
+        return all(
+            getattr(cls, name) is getattr(Dialect, name)
+            for name in ("upsert", "add", "incr", "incr_or_create", "pop", "purge_expired")
+        )
 
     def cull(self, cursor: Cursor, store_hash: str, count: int) -> None:
         cursor.execute(self.cull_sql, (store_hash, count))

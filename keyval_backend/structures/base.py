@@ -24,6 +24,7 @@ from ..exceptions import WrongTypeError
 from ..sql.structures import MEMBER_READ, StructureSQL, flatten, structure_sql
 
 if TYPE_CHECKING:
+    from ..aio import Driver
     from ..sql import Dialect
 
 # A member's parameters, in the order of sql.structures.MEMBER_COLUMNS.
@@ -52,6 +53,7 @@ class StructureCommands(BaseCache):
         _codec: RowCodec
 
         def _get_dialect(self) -> Dialect: ...
+        def _native(self) -> Driver[Any] | None: ...
         def _identify(self, made_key: str) -> tuple[bytes, str]: ...
         def _key_hash(self, key: Any, version: int | None) -> str: ...
         def _pages(

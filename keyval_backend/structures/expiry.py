@@ -12,13 +12,14 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 
 from .. import db
 from .base import StructureCommands, async_twins
 
 
-@async_twins("ttl", "pttl", "expire", "pexpire", "expire_at", "pexpire_at", "persist", "expires_in")
+@async_twins("expire", "pexpire", "expire_at", "pexpire_at", "persist")
 class ExpiryCommands(StructureCommands):
     def expires_in(self, key: Any, version: int | None = None) -> float | None:
         """Seconds ``key`` has left (a float), None if it never expires;
@@ -29,24 +30,44 @@ class ExpiryCommands(StructureCommands):
         with db.cursor(dialect.alias) as cursor:
             cursor.execute(dialect.expires_sql, (self._store_hash, key_hash, now))
             row = cursor.fetchone()
-        if row is None:
-            raise KeyError(key)
-        return None if row[0] is None else max(0.0, row[0] - now)
+        return _seconds_left(key, row, now)
+
+    async def aexpires_in(self, key: Any, version: int | None = None) -> float | None:
+        """Async :meth:`expires_in`."""
+        driver = self._native()
+        if driver is None:
+            return await sync_to_async(self.expires_in, thread_sensitive=True)(key, version)
+        key_hash = self._key_hash(key, version)
+        now = time.time()
+        rows, _ = await driver.run(driver.dialect.expires_sql, (self._store_hash, key_hash, now))
+        return _seconds_left(key, rows[0] if rows else None, now)
 
     def ttl(self, key: Any, version: int | None = None) -> int | None:
         """Whole seconds ``key`` has left, rounded as Redis's TTL; None if it
         never expires, 0 if it is absent (django-redis's answers)."""
-        left = self._left(key, version)
-        return left if left is None else math.floor(left + 0.5)
+        return _rounded(self._left(key, version), 1)
 
     def pttl(self, key: Any, version: int | None = None) -> int | None:
         """:meth:`ttl` in milliseconds."""
-        left = self._left(key, version)
-        return left if left is None else math.floor(left * 1000 + 0.5)
+        return _rounded(self._left(key, version), 1000)
+
+    async def attl(self, key: Any, version: int | None = None) -> int | None:
+        """Async :meth:`ttl`."""
+        return _rounded(await self._aleft(key, version), 1)
+
+    async def apttl(self, key: Any, version: int | None = None) -> int | None:
+        """Async :meth:`pttl`."""
+        return _rounded(await self._aleft(key, version), 1000)
 
     def _left(self, key: Any, version: int | None) -> float | None:
         try:
             return self.expires_in(key, version)
+        except KeyError:
+            return 0.0
+
+    async def _aleft(self, key: Any, version: int | None) -> float | None:
+        try:
+            return await self.aexpires_in(key, version)
         except KeyError:
             return 0.0
 
@@ -97,6 +118,18 @@ class ExpiryCommands(StructureCommands):
                 return bool(cursor.rowcount)
 
         return db.retry_on_deadlock(dialect.alias, attempt)
+
+
+def _seconds_left(key: Any, row: Any, now: float) -> float | None:
+    """What expires_in answers for the row of its statement."""
+    if row is None:
+        raise KeyError(key)
+    return None if row[0] is None else max(0.0, row[0] - now)
+
+
+def _rounded(left: float | None, per_second: int) -> int | None:
+    """Seconds left in whole ``1/per_second`` seconds, as Redis rounds them."""
+    return left if left is None else math.floor(left * per_second + 0.5)
 
 
 def _seconds(timeout: Any) -> float:
