@@ -37,10 +37,10 @@ class HashCommands(StructureCommands):
         how many fields are new."""
         pairs: dict[str, Any] = {}
         if field is not None:
-            pairs[self._field_row(field, value)[0]] = (field, value)
+            pairs[_field_hash(field)] = (field, value)
         if mapping:
             for name, item in mapping.items():
-                pairs[self._field_row(name, item)[0]] = (name, item)
+                pairs[_field_hash(name)] = (name, item)
         if not pairs:
             raise ValueError("hset needs a field and a value, or a mapping")
         rows = [self._field_row(name, item) for name, item in pairs.values()]
@@ -59,7 +59,7 @@ class HashCommands(StructureCommands):
         """The value of ``field``, or None."""
         sql, _ = self._structures()
         key_hash, where = self._where(key, version, HASH)
-        rows = self._read(key_hash, HASH, sql.member_sql, [*where, self._field_row(field, None)[0]])
+        rows = self._read(key_hash, HASH, sql.member_sql, [*where, _field_hash(field)])
         return self._decode_value(rows[0]) if rows else None
 
     def hmget(self, key: Any, fields: Any, *args: Any, version: int | None = None) -> list[Any]:
@@ -68,7 +68,7 @@ class HashCommands(StructureCommands):
         names = (
             [fields, *args] if isinstance(fields, str | bytes | int | float) else [*fields, *args]
         )
-        hashes = [self._field_row(name, None)[0] for name in names]
+        hashes = [_field_hash(name) for name in names]
         if not hashes:
             return []
         sql, _ = self._structures()
@@ -89,7 +89,7 @@ class HashCommands(StructureCommands):
         last field does."""
         if not fields:
             raise ValueError("hdel needs at least one field")
-        hashes = list({self._field_row(name, None)[0]: None for name in fields})
+        hashes = list({_field_hash(name): None for name in fields})
         return self._delete_members(key, version, HASH, hashes)
 
     def hlen(self, key: Any, version: int | None = None) -> int:
@@ -104,7 +104,7 @@ class HashCommands(StructureCommands):
     def hexists(self, key: Any, field: Any, version: int | None = None) -> bool:
         sql, _ = self._structures()
         key_hash, where = self._where(key, version, HASH)
-        rows = self._read(key_hash, HASH, sql.member_sql, [*where, self._field_row(field, None)[0]])
+        rows = self._read(key_hash, HASH, sql.member_sql, [*where, _field_hash(field)])
         return bool(rows)
 
     def hincrby(self, key: Any, field: Any, amount: int = 1, version: int | None = None) -> int:
@@ -151,6 +151,12 @@ class HashCommands(StructureCommands):
     def _not_a_number(self, key: Any, field: Any, version: int | None, kind: str) -> str:
         value = self.hget(key, field, version)
         return f"hash value is not {kind}: field {field!r} of {key!r} holds {type(value).__name__}"
+
+
+def _field_hash(field: Any) -> str:
+    """The member hash of a hash field (what a lookup by field needs; its
+    value is not encoded)."""
+    return member_hash(_field(field))
 
 
 __all__ = ["HashCommands"]

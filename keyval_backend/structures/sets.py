@@ -15,6 +15,7 @@ from typing import Any
 from django.db import transaction
 
 from .. import db
+from ..codec import member_hash
 from ..patterns import compile_glob
 from .base import MemberRow, StructureCommands, async_twins
 
@@ -246,8 +247,6 @@ class SetCommands(StructureCommands):
 
 
 def _hash_of(row: Any) -> str:
-    from ..codec import member_hash
-
     return member_hash((row[0], bytes(row[1]), bytes(row[2])))
 
 
