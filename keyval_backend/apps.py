@@ -7,6 +7,7 @@ from typing import Any
 from django.apps import AppConfig
 from django.conf import settings
 from django.core.signals import setting_changed
+from django.db.models.signals import post_delete, post_save
 
 DEFAULT_CACHE = {"BACKEND": "keyval_backend.cache.KeyValCache"}
 
@@ -31,7 +32,15 @@ class KeyValConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers the checks)
+        from . import (
+            checks,  # noqa: F401  (registers the checks)
+            near,
+        )
+        from .models import Entry
 
         supply_default_cache()
         setting_changed.connect(supply_default_cache, dispatch_uid="keyval_backend.default_cache")
+        for signal in (post_save, post_delete):
+            signal.connect(
+                near.entry_written, sender=Entry, dispatch_uid="keyval_backend.near_cache"
+            )

@@ -21,7 +21,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, connections, router, transaction
 from django.utils.module_loading import import_string
 
-from . import aio, db
+from . import aio, db, near
 from .codec import INT64_MAX, INT64_MIN, KIND_FORMATS, RowCodec
 from .exceptions import UnreadableValue
 from .identity import decode_name, encode_name, name_hash, prefix_upper_bound
@@ -47,6 +47,7 @@ KNOWN_OPTIONS = frozenset(
         "PURGE_EVERY",
         "PURGE_BATCH",
         "READ_DATABASE",
+        "NEAR_CACHE",
     }
 )
 TABLE = "keyval_backend_entry"
@@ -58,6 +59,10 @@ RECOUNT_EVERY = 1000
 # Compare-and-swap attempts of the Python incr path before giving up.
 INCR_ATTEMPTS = 100
 _MISSING: Any = object()
+# Keys (of the default version) whose hashes a backend remembers, at most.
+RECENT_HASHES = 8192
+# The near cache of a backend that has one, until its first use looks it up.
+_UNRESOLVED: Any = object()
 _T = TypeVar("_T")
 
 
@@ -102,11 +107,16 @@ class KeyValCache(
             cls.make_key is BaseCache.make_key and cls.validate_key is KeyValCache.validate_key
         )
         self._purge_schedule = _PurgeSchedule()
+        # str key -> lookup hash, for the default version; shared by store()
+        # and facade views (the hash does not depend on the store).
+        self._recent_hashes: dict[str, str] = {}
         # A bad OPTIONS value is raised by the first operation, not here:
         # Django's own system checks build every cache, and ``manage.py check``
         # should report keyval.E003/E005 rather than crash.
         self.misconfigured: ImproperlyConfigured | None = None
         self._reverse_key: Callable[[str], str] | None = None
+        self._near: near.NearCache | None = None
+        self._near_options: near.NearOptions | None = None
         try:
             self._configure(options)
         except ImproperlyConfigured as exc:
@@ -130,6 +140,9 @@ class KeyValCache(
             raise ImproperlyConfigured(f"Cannot import REVERSE_KEY_FUNCTION: {exc}") from exc
         self._codec = RowCodec(load_serializer(options.get("SERIALIZER", "pickle")))
         self._read_database = _read_database(options)
+        self._near_options = near.parse_options(options.get("NEAR_CACHE"))
+        if self._near_options is not None:
+            self._near = _UNRESOLVED
 
     def _bind(self, name: str) -> None:
         if not isinstance(name, str):
@@ -215,14 +228,113 @@ class KeyValCache(
             return self._sql()
         return dialect_for(alias, TABLE), db.cursor(alias)
 
+    # -- the near cache (OPTIONS["NEAR_CACHE"], keyval_backend.near) ------------
+
+    @property
+    def near_cache(self) -> near.NearCache | None:
+        """This process's memory of the values this backend read, or None
+        when ``OPTIONS["NEAR_CACHE"]`` is not set."""
+        found = self._near
+        if found is _UNRESOLVED:
+            found = self._near = self._resolve_near()
+        return found
+
+    def _resolve_near(self) -> near.NearCache:
+        options = self._near_options
+        assert options is not None
+        alias = self.database
+        serializer = type(self._codec.serializer)
+        return near.near_cache(
+            alias,
+            connections[alias].vendor,
+            options,
+            self._codec,
+            (serializer.__module__, serializer.__qualname__),
+        )
+
+    def _near_usable(self) -> near.NearCache | None:
+        """The near cache, unless this call must bypass it: inside a
+        transaction, reads see its own writes and a rollback must leave
+        nothing in memory, so everything goes to the database."""
+        found = self.near_cache
+        if found is None or db.in_atomic_block(found.alias):
+            return None
+        return found
+
+    def _near_written(self, key_hashes: Sequence[str]) -> None:
+        """Drop written keys from every memory of this database: now, and
+        again when the transaction the write is in commits (memory may have
+        been filled meanwhile by threads that saw the value before it)."""
+        found = self.near_cache
+        if found is None:
+            return
+        alias, store_hash = found.alias, self._store_hash
+        near.forget(alias, store_hash, key_hashes)
+        if connections[alias].in_atomic_block:
+            transaction.on_commit(lambda: near.forget(alias, store_hash, key_hashes), using=alias)
+
+    def _near_cleared(self, every_store: bool = False) -> None:
+        """:meth:`_near_written` for all keys of this store (or of every store)."""
+        found = self.near_cache
+        if found is None:
+            return
+        alias, store_hash = found.alias, None if every_store else self._store_hash
+        near.forget_store(alias, store_hash)
+        if connections[alias].in_atomic_block:
+            transaction.on_commit(lambda: near.forget_store(alias, store_hash), using=alias)
+
+    def _near_get(self, key_hash: str, default: Any) -> Any:
+        """:meth:`get` through the near cache: from memory when it holds the
+        key and knows it current, else from the database (the write database:
+        memory is kept true against it), filling memory."""
+        memory = self._near_usable()
+        if memory is None:
+            return self._get_stored(key_hash, default)
+        value = memory.get(self._store_hash, key_hash)
+        if value is near.MISS:
+            ticket = memory.ticket()
+            dialect, cursor = self._sql()
+            with cursor:
+                cursor.execute(dialect.near_get_sql, (self._store_hash, key_hash, time.time()))
+                row = cursor.fetchone()
+            value = self._near_filled(memory, ticket, key_hash, row)
+        return default if value is near.ABSENT else value
+
+    def _near_filled(
+        self, memory: near.NearCache, ticket: int | None, key_hash: str, row: Any
+    ) -> Any:
+        """The value of a row read for the near cache (ABSENT if there was
+        none), kept in memory if still current."""
+        if row is None:
+            memory.fill_absent(ticket, self._store_hash, key_hash)
+            return near.ABSENT
+        fmt, data, number, expires = row
+        value = self._decode(key_hash, fmt, data, number)
+        memory.fill(ticket, self._store_hash, key_hash, value, (fmt, data, number), expires)
+        return value
+
     def _identify(self, made_key: str) -> tuple[bytes, str]:
         """(key bytes, key hash) of a made key."""
         key_bytes = encode_name(made_key)
         return key_bytes, name_hash(key_bytes)
 
     def _key_hash(self, key: Any, version: int | None) -> str:
-        """The lookup hash of a key, made and checked as every operation does."""
-        return name_hash(encode_name(self.make_and_validate_key(key, version)))
+        """The lookup hash of a key, made and checked as every operation does
+        (the hashes of recently used keys are remembered: a near-cache hit
+        would spend a third of its time hashing)."""
+        recent = self._recent_hashes
+        if version is None and type(key) is str:
+            found = recent.get(key)
+            if found is not None:
+                return found
+        made = self.make_and_validate_key(key, version)
+        found = name_hash(encode_name(made))
+        # Only keys that validate silently: a warning is given every time.
+        if version is None and type(key) is str and self._stock_key_methods and _portable(made):
+            if len(recent) >= RECENT_HASHES:
+                recent.clear()
+            recent[key] = found
+        return found
 
     def _identity(self, key_hash: str) -> bytes:
         """What a signature binds a value to: this store and this key."""
@@ -276,6 +388,8 @@ class KeyValCache(
                 culled = count // self._cull_frequency
                 dialect.cull(cursor, self._store_hash, culled)
                 count -= culled
+            if self._near is not None:
+                self._near_cleared()
         self._entries = count
         self._writes_since_count = 0
 
@@ -335,6 +449,8 @@ class KeyValCache(
                 return bool(write(cursor, row))
 
         written = db.retry_on_deadlock(dialect.alias, attempt)
+        if self._near is not None:
+            self._near_written((row[3],))
         self._after_write(dialect, int(written), row[7] is not None, now)
         return written
 
@@ -342,6 +458,11 @@ class KeyValCache(
 
     def get(self, key: Any, default: Any = None, version: int | None = None) -> Any:
         key_hash = self._key_hash(key, version)
+        if self._near is not None:
+            return self._near_get(key_hash, default)
+        return self._get_stored(key_hash, default)
+
+    def _get_stored(self, key_hash: str, default: Any) -> Any:
         dialect, cursor = self._read_sql()
         with cursor:
             cursor.execute(dialect.get_sql, (self._store_hash, key_hash, time.time()))
@@ -386,7 +507,10 @@ class KeyValCache(
                 cursor.execute(dialect.replace_sql, params)
                 return bool(cursor.rowcount)
 
-        return db.retry_on_deadlock(dialect.alias, attempt)
+        replaced = db.retry_on_deadlock(dialect.alias, attempt)
+        if self._near is not None:
+            self._near_written((row[3],))
+        return replaced
 
     def upsert(
         self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
@@ -410,7 +534,10 @@ class KeyValCache(
                 cursor.execute(dialect.touch_sql, params)
                 return bool(cursor.rowcount)
 
-        return db.retry_on_deadlock(dialect.alias, attempt)
+        touched = db.retry_on_deadlock(dialect.alias, attempt)
+        if self._near is not None:
+            self._near_written((key_hash,))
+        return touched
 
     def delete(self, key: Any, version: int | None = None) -> bool:
         key_hash = self._key_hash(key, version)
@@ -421,10 +548,19 @@ class KeyValCache(
                 cursor.execute(dialect.delete_sql, (self._store_hash, key_hash, time.time()))
                 return bool(cursor.rowcount)
 
-        return db.retry_on_deadlock(dialect.alias, attempt)
+        deleted = db.retry_on_deadlock(dialect.alias, attempt)
+        if self._near is not None:
+            self._near_written((key_hash,))
+        return deleted
 
     def has_key(self, key: Any, version: int | None = None) -> bool:
         key_hash = self._key_hash(key, version)
+        if self._near is not None:
+            memory = self._near_usable()
+            if memory is not None:
+                held = memory.get(self._store_hash, key_hash)
+                if held is not near.MISS:
+                    return held is not near.ABSENT
         dialect, cursor = self._read_sql()
         with cursor:
             cursor.execute(dialect.has_key_sql, (self._store_hash, key_hash, time.time()))
@@ -445,6 +581,8 @@ class KeyValCache(
                 return dialect.pop(cursor, self._store_hash, key_hash, time.time())
 
         stored = db.retry_on_deadlock(dialect.alias, attempt)
+        if self._near is not None:
+            self._near_written((key_hash,))
         if stored is None:
             return default
         try:
@@ -489,6 +627,8 @@ class KeyValCache(
 
             value = db.retry_on_deadlock(dialect.alias, attempt)
             if value is not None:
+                if self._near is not None:
+                    self._near_written((key_hash,))
                 return value
         for _ in range(INCR_ATTEMPTS):
             now = time.time()
@@ -502,8 +642,11 @@ class KeyValCache(
             fmt, data, number = self._codec.encode(identity, new_value)
             with db.cursor(dialect.alias) as cursor:
                 cursor.execute(dialect.replace_value_sql, (fmt, data, number, now, row_id, writes))
-                if cursor.rowcount == 1:
-                    return new_value
+                replaced = cursor.rowcount == 1
+            if replaced:
+                if self._near is not None:
+                    self._near_written((key_hash,))
+                return new_value
         raise DatabaseError(f"incr of key {key!r} kept losing races ({INCR_ATTEMPTS} attempts)")
 
     def decr(
@@ -523,6 +666,8 @@ class KeyValCache(
 
             value = db.retry_on_deadlock(dialect.alias, attempt)
             if value is not None:
+                if self._near is not None:
+                    self._near_written((row[3],))
                 return value
         # A value that is not a native integer (or a vendor without the
         # statement): add where absent, else increment; each step is atomic,
@@ -570,10 +715,11 @@ class KeyValCache(
 
     def get_many(self, keys: Iterable[Any], version: int | None = None) -> dict[Any, Any]:
         by_hash = self._by_hash(keys, version)
-        if not by_hash:
-            return {}
+        held = self._near_held(by_hash, self._near_usable()) if self._near is not None else {}
+        hashes = [key_hash for key_hash in by_hash if key_hash not in held]
+        if not hashes:
+            return self._merged(by_hash, held, {})
         dialect, cursor = self._read_sql()
-        hashes = list(by_hash)
         size = dialect.batch_size(1, fixed_params=2)
         found: dict[str, Stored] = {}
         with cursor:
@@ -583,7 +729,35 @@ class KeyValCache(
                 cursor.execute(*dialect.get_many_query(self._store_hash, chunk, now))
                 for key_hash, *stored in cursor.fetchall():
                     found[key_hash] = (stored[0], stored[1], stored[2])
-        return self._decode_found(by_hash, found)
+        return self._merged(by_hash, held, found)
+
+    def _near_held(self, by_hash: dict[str, Any], memory: near.NearCache | None) -> dict[str, Any]:
+        """What the near cache holds of a get_many's keys (ABSENT included)."""
+        if memory is None:
+            return {}
+        held = {}
+        for key_hash in by_hash:
+            value = memory.get(self._store_hash, key_hash)
+            if value is not near.MISS:
+                held[key_hash] = value
+        return held
+
+    def _merged(
+        self, by_hash: dict[str, Any], held: dict[str, Any], found: dict[str, Stored]
+    ) -> dict[Any, Any]:
+        """get_many's answer from memory and the database, in the caller's order."""
+        if not held:
+            return self._decode_found(by_hash, found)
+        read = self._decode_found(by_hash, found)
+        merged: dict[Any, Any] = {}
+        for key_hash, key in by_hash.items():
+            value = held.get(key_hash, _MISSING)
+            if value is _MISSING:
+                if key in read:
+                    merged[key] = read[key]
+            elif value is not near.ABSENT:
+                merged[key] = value
+        return merged
 
     def _by_hash(self, keys: Iterable[Any], version: int | None) -> dict[str, Any]:
         """Each key by its lookup hash, in the caller's order."""
@@ -641,6 +815,8 @@ class KeyValCache(
                     cursor.execute(*dialect.set_many_query(part))
 
         db.retry_on_deadlock(dialect.alias, attempt)
+        if self._near is not None:
+            self._near_written([row[3] for row in batch])
         # Counted as new: an overestimate only makes the cull re-count sooner.
         self._after_write(dialect, len(batch), expiring, now)
 
@@ -658,6 +834,8 @@ class KeyValCache(
                     cursor.execute(*dialect.delete_many_query(self._store_hash, chunk))
 
         db.retry_on_deadlock(dialect.alias, attempt)
+        if self._near is not None:
+            self._near_written(hashes)
 
     def clear(self) -> None:
         """Delete every entry of this store (and only this store)."""
@@ -665,6 +843,8 @@ class KeyValCache(
         with cursor:
             cursor.execute(dialect.clear_sql, (self._store_hash,))
         self._entries = 0
+        if self._near is not None:
+            self._near_cleared()
 
     def flush_all(self) -> None:
         """Delete every entry of every store in this backend's database."""
@@ -672,6 +852,8 @@ class KeyValCache(
         with cursor:
             cursor.execute(dialect.flush_all_sql)
         self._entries = 0
+        if self._near is not None:
+            self._near_cleared(every_store=True)
 
     def purge_expired(self, limit: int | None = None) -> int:
         """Delete up to ``limit`` (default ``PURGE_BATCH``) expired rows of any
@@ -720,6 +902,8 @@ class KeyValCache(
         return None if dialect is None else aio.driver(dialect)
 
     async def aget(self, key: Any, default: Any = None, version: int | None = None) -> Any:
+        if self._near is not None:
+            return await self._anear_get(key, default, version)
         driver = self._native_read()
         if driver is None:
             return await _in_thread(self.get, key, default, version)
@@ -731,6 +915,36 @@ class KeyValCache(
             return default
         fmt, data, number = rows[0]
         return self._decode(key_hash, fmt, data, number)
+
+    async def _anear_get(self, key: Any, default: Any, version: int | None) -> Any:
+        """:meth:`_near_get` from an event loop: a hit costs no await."""
+        memory = self._anear_usable()
+        if memory is None:
+            return await _in_thread(self.get, key, default, version)
+        key_hash = self._key_hash(key, version)
+        value = memory.get(self._store_hash, key_hash)
+        if value is near.MISS:
+            driver = self._native()
+            if driver is None:
+                return await _in_thread(self.get, key, default, version)
+            ticket = memory.ticket()
+            rows, _ = await driver.run(
+                driver.dialect.near_get_sql, (self._store_hash, key_hash, time.time())
+            )
+            value = self._near_filled(memory, ticket, key_hash, rows[0] if rows else None)
+        return default if value is near.ABSENT else value
+
+    def _anear_usable(self) -> near.NearCache | None:
+        """The near cache, where this async call may use it: not where it
+        must join a sync caller's transaction (the thread path decides)."""
+        memory = self.near_cache
+        if memory is None:
+            return None
+        try:
+            allowed = aio.native_allowed(memory.alias)
+        except aio.NativeTransactionError:
+            return None
+        return memory if allowed else None
 
     async def aset(  # type: ignore[override]  # django-redis: nx, xx, a result
         self,
@@ -780,6 +994,8 @@ class KeyValCache(
         row = self._row(made_key, value, self.get_backend_timeout(timeout), now)
         write = getattr(driver.dialect, step)
         written: bool = await aio.retry_on_deadlock(lambda: write(driver.run, row))
+        if self._near is not None:
+            self._near_written((row[3],))
         await self._aafter_write(driver, int(written), row[7] is not None, now)
         return written
 
@@ -799,7 +1015,10 @@ class KeyValCache(
         now = time.time()
         row = self._row(made_key, value, self.get_backend_timeout(timeout), now)
         params = (row[4], row[5], row[6], row[7], now, row[2], row[3], now)
-        return await self._arowcount(driver, driver.dialect.replace_sql, params)
+        replaced = await self._arowcount(driver, driver.dialect.replace_sql, params)
+        if self._near is not None:
+            self._near_written((row[3],))
+        return replaced
 
     async def _arowcount(self, driver: aio.Driver[Any], sql: str, params: Sequence[Any]) -> bool:
         """True if a single-row write changed its row."""
@@ -818,7 +1037,10 @@ class KeyValCache(
             return await _in_thread(self.touch, key, timeout, version)
         key_hash = self._key_hash(key, version)
         params = (self.get_backend_timeout(timeout), self._store_hash, key_hash, time.time())
-        return await self._arowcount(driver, driver.dialect.touch_sql, params)
+        touched = await self._arowcount(driver, driver.dialect.touch_sql, params)
+        if self._near is not None:
+            self._near_written((key_hash,))
+        return touched
 
     async def adelete(self, key: Any, version: int | None = None) -> bool:
         driver = self._native()
@@ -826,9 +1048,17 @@ class KeyValCache(
             return await _in_thread(self.delete, key, version)
         key_hash = self._key_hash(key, version)
         params = (self._store_hash, key_hash, time.time())
-        return await self._arowcount(driver, driver.dialect.delete_sql, params)
+        deleted = await self._arowcount(driver, driver.dialect.delete_sql, params)
+        if self._near is not None:
+            self._near_written((key_hash,))
+        return deleted
 
     async def ahas_key(self, key: Any, version: int | None = None) -> bool:
+        memory = None if self._near is None else self._anear_usable()
+        if memory is not None:
+            held = memory.get(self._store_hash, self._key_hash(key, version))
+            if held is not near.MISS:
+                return held is not near.ABSENT
         driver = self._native_read()
         if driver is None:
             return await _in_thread(self.has_key, key, version)
@@ -847,6 +1077,8 @@ class KeyValCache(
         stored = await aio.retry_on_deadlock(
             lambda: dialect.apop(driver.run, self._store_hash, key_hash, time.time())
         )
+        if self._near is not None:
+            self._near_written((key_hash,))
         if stored is None:
             return default
         try:
@@ -866,19 +1098,21 @@ class KeyValCache(
         if driver is not None and type(delta) is int and INT64_MIN <= delta <= INT64_MAX:
             made_key = self.make_and_validate_key(key, version)
             dialect = driver.dialect
+            key_hash = self._identify(made_key)[1]
             if ignore_key_check:
                 row = self._row(made_key, delta, None, time.time())
                 value = await aio.retry_on_deadlock(
                     lambda: dialect.aincr_or_create(driver.run, row, delta)
                 )
             else:
-                key_hash = self._identify(made_key)[1]
                 value = await aio.retry_on_deadlock(
                     lambda: dialect.aincr(
                         driver.run, self._store_hash, key_hash, delta, time.time()
                     )
                 )
             if value is not None:
+                if self._near is not None:
+                    self._near_written((key_hash,))
                 return value
         return await _in_thread(self.incr, key, delta, version, ignore_key_check)
 
@@ -909,10 +1143,11 @@ class KeyValCache(
         if driver is None:
             return await _in_thread(self.get_many, list(keys), version)
         by_hash = self._by_hash(keys, version)
-        if not by_hash:
-            return {}
+        held = self._near_held(by_hash, self._anear_usable()) if self._near is not None else {}
+        hashes = [key_hash for key_hash in by_hash if key_hash not in held]
+        if not hashes:
+            return self._merged(by_hash, held, {})
         dialect = driver.dialect
-        hashes = list(by_hash)
         size = dialect.batch_size(1, fixed_params=2)
         found: dict[str, Stored] = {}
         now = time.time()
@@ -921,7 +1156,7 @@ class KeyValCache(
             rows, _ = await driver.run(*query)
             for key_hash, *stored in rows:
                 found[key_hash] = (stored[0], stored[1], stored[2])
-        return self._decode_found(by_hash, found)
+        return self._merged(by_hash, held, found)
 
     async def aset_many(
         self,
@@ -948,6 +1183,8 @@ class KeyValCache(
             await driver.run(*dialect.set_many_query(parts[0]))
 
         await aio.retry_on_deadlock(attempt)
+        if self._near is not None:
+            self._near_written([row[3] for row in batch])
         await self._aafter_write(driver, len(batch), sum(r[7] is not None for r in batch), now)
         return []
 
@@ -966,6 +1203,8 @@ class KeyValCache(
                 await driver.run(*query)
 
             await aio.retry_on_deadlock(attempt)
+        if self._near is not None:
+            self._near_written(hashes)
 
     async def aclose(self, **kwargs: Any) -> None:
         """Close the native driver's connections of the running event loop

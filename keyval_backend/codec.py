@@ -82,6 +82,16 @@ class RowCodec:
                 f"stored {tag!r} value cannot be loaded: {type(exc).__name__}: {exc}"
             ) from exc
 
+    def payload_loader(self, tag: str, data: bytes) -> tuple[Any, bytes]:
+        """``(loads, payload)`` of a row :meth:`decode` has verified, so the
+        near cache can deserialize a fresh copy on every hit without verifying
+        the signature again."""
+        serializer = self._readers[tag]
+        payload = bytes(data)
+        if serializer.signed:
+            payload = payload[signing.SIGNATURE_SIZE :]
+        return serializer.loads, payload
+
     # -- members of hashes, sets and sorted sets ---------------------------------
 
     def encode_member(self, identity: bytes, value: Any) -> StoredMember:

@@ -74,5 +74,6 @@ __all__ = [
     "aclose",
     "aclose_all",
     "driver",
+    "native_allowed",
     "retry_on_deadlock",
 ]

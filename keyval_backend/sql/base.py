@@ -81,6 +81,10 @@ class Dialect:
 
         stored_columns = f"{c['format']}, {c['value']}, {c['number']}"
         self.get_sql = f"SELECT {stored_columns} FROM {t} WHERE {self.where_key_live}"
+        # get() with a near cache, which keeps the expiry beside the value.
+        self.near_get_sql = (
+            f"SELECT {stored_columns}, {c['expires']} FROM {t} WHERE {self.where_key_live}"
+        )
         self.get_versioned_sql = (
             f"SELECT {c['id']}, {c['writes']}, {c['format']}, {c['value']}, {c['number']} "
             f"FROM {t} WHERE {self.where_key_live}"

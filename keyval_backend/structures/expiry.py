@@ -117,7 +117,10 @@ class ExpiryCommands(StructureCommands):
                 cursor.execute(dialect.persist_sql, params)
                 return bool(cursor.rowcount)
 
-        return db.retry_on_deadlock(dialect.alias, attempt)
+        persisted = db.retry_on_deadlock(dialect.alias, attempt)
+        if persisted:
+            self._near_written((key_hash,))
+        return persisted
 
 
 def _seconds_left(key: Any, row: Any, now: float) -> float | None:

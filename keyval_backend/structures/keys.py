@@ -62,7 +62,9 @@ class KeyCommands(StructureCommands):
                     cursor.execute(*dialect.delete_many_query(self._store_hash, chunk))
                     return int(cursor.rowcount)
 
-            return db.retry_on_deadlock(dialect.alias, attempt)
+            count = db.retry_on_deadlock(dialect.alias, attempt)
+            self._near_written(chunk)
+            return count
 
         for _, key_hash in self._matching(pattern, version, prefix, itersize, stale_ok=False):
             pending.append(key_hash)

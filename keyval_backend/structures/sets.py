@@ -217,6 +217,7 @@ class SetCommands(StructureCommands):
             members = list(rows.values())
             if members:
                 self._write_members(dest, version, SET, members, sql.keep_existing)
+            self._near_written((dest_hash,))
         return len(members)
 
     # -- scanning ------------------------------------------------------------------
