@@ -7,12 +7,18 @@ profiling runs, so that those runs need not import the worker back.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from .databases import Database, django_entry
 
 SECRET_KEY = "keyval-benchmarks-not-secret"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def log(message: str) -> None:
@@ -79,3 +85,29 @@ def analyze(db: Database, tables: list[str], alias: str = "default") -> None:
             cursor.execute(f"{keyword} {connection.ops.quote_name(table)}")
             if db.vendor == "mysql":
                 cursor.fetchall()
+
+
+def child_env() -> dict[str, str]:
+    """The environment of a benchmark subprocess: this checkout first on its path."""
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "PYTHONPATH": path}
+
+
+def run_configured(
+    module: list[str], config: dict[str, Any], workdir: str, what: str
+) -> dict[str, Any] | None:
+    """Run ``python -m MODULE... CONFIG.json`` for ``config`` (given its
+    ``output`` path and ``workdir``); the JSON it wrote there, or None if it
+    failed (it said why on stderr)."""
+    fd, output = tempfile.mkstemp(suffix=".json", dir=workdir)
+    os.close(fd)
+    config = {**config, "output": output, "workdir": workdir}
+    config_path = output + ".config"
+    Path(config_path).write_text(json.dumps(config))
+    completed = subprocess.run(
+        [sys.executable, "-m", *module, config_path], cwd=ROOT, env=child_env(), check=False
+    )
+    if completed.returncode != 0:
+        print(f"!! {what} failed (exit {completed.returncode})", file=sys.stderr)
+        return None
+    return json.loads(Path(output).read_text())  # type: ignore[no-any-return]

@@ -23,12 +23,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import async_ops, report, transfer_memory
+from . import async_ops, process, report, transfer_memory
 from .contenders import CONTENDERS
 from .databases import DEFAULT_SETTINGS, SETTINGS
 from .ops import OPS
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _names(value: str, known: Any, what: str) -> list[str]:
@@ -158,6 +156,12 @@ def parser() -> argparse.ArgumentParser:
         "delete_pattern against django-redis; its options: python -m benchmarks.structures --help",
     )
     p.add_argument(
+        "--near",
+        action="store_true",
+        help="instead, time the near cache (OPTIONS['NEAR_CACHE']): hits, cross-process "
+        "staleness, a mixed workload; its options: python -m benchmarks.near --help",
+    )
+    p.add_argument(
         "--keep-awake",
         action="store_true",
         help="run a busy loop at the lowest priority meanwhile, so that idle CPUs do not "
@@ -202,25 +206,9 @@ def plan(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_worker(config: dict[str, Any], workdir: str) -> dict[str, Any] | None:
     """Run one worker; its result, or None if it failed (it said why on stderr)."""
-    fd, output = tempfile.mkstemp(suffix=".json", dir=workdir)
-    os.close(fd)
-    config = {**config, "output": output, "workdir": workdir}
-    config_path = output + ".config"
-    Path(config_path).write_text(json.dumps(config))
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-    }
-    completed = subprocess.run(
-        [sys.executable, "-m", "benchmarks.worker", config_path], cwd=ROOT, env=env, check=False
+    return process.run_configured(
+        ["benchmarks.worker"], config, workdir, f"{config['mode']} run on {config['setting']}"
     )
-    if completed.returncode != 0:
-        print(
-            f"!! {config['mode']} run on {config['setting']} failed (exit {completed.returncode})",
-            file=sys.stderr,
-        )
-        return None
-    return json.loads(Path(output).read_text())  # type: ignore[no-any-return]
 
 
 def print_runs(results: dict[str, Any], markdown: bool) -> None:
@@ -282,6 +270,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.structures:
         parser().error("write --structures in full")
+    if args.near:
+        parser().error("write --near in full")
     if args.load:
         saved = json.loads(Path(args.load).read_text())
         print_runs(saved, args.markdown)

@@ -24,7 +24,6 @@ import json
 import os
 import random
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import report
+from . import process, report
 from .databases import SETTINGS
 from .ops import Plan, make_value
 
@@ -50,7 +49,6 @@ SAME_LOCK = "bench:lock"
 DOOMED = "doomed:"
 RANGE = 100  # zrange(0, RANGE - 1)
 FILL_CHUNK = 250  # members or keys per untimed write
-ROOT = Path(__file__).resolve().parent.parent
 
 
 class Fixture:
@@ -477,28 +475,12 @@ def parser() -> argparse.ArgumentParser:
 
 def run_worker(config: dict[str, Any], workdir: str) -> dict[str, Any] | None:
     """Run one worker; its result, or None if it failed (it said why on stderr)."""
-    fd, output = tempfile.mkstemp(suffix=".json", dir=workdir)
-    os.close(fd)
-    config = {**config, "output": output, "workdir": workdir}
-    config_path = output + ".config"
-    Path(config_path).write_text(json.dumps(config))
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-    }
-    completed = subprocess.run(
-        [sys.executable, "-m", "benchmarks.structures", "--worker", config_path],
-        cwd=ROOT,
-        env=env,
-        check=False,
+    return process.run_configured(
+        ["benchmarks.structures", "--worker"],
+        config,
+        workdir,
+        f"structures run on {config['setting']}",
     )
-    if completed.returncode != 0:
-        print(
-            f"!! structures run on {config['setting']} failed (exit {completed.returncode})",
-            file=sys.stderr,
-        )
-        return None
-    return json.loads(Path(output).read_text())  # type: ignore[no-any-return]
 
 
 def _cell(entry: dict[str, Any] | None) -> str:
