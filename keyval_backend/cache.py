@@ -235,7 +235,7 @@ class KeyValCache(
         """This process's memory of the values this backend read, or None
         when ``OPTIONS["NEAR_CACHE"]`` is not set."""
         found = self._near
-        if found is _UNRESOLVED:
+        if found is _UNRESOLVED or (found is not None and found.retired):
             found = self._near = self._resolve_near()
         return found
 

@@ -45,8 +45,11 @@ def check_caches(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMes
         if not _is_keyval_backend(params.get("BACKEND")):
             continue
         options: dict[str, Any] = params.get("OPTIONS") or {}
-        for option in ("DATABASE", "READ_DATABASE"):
-            database = options.get(option)
+        near_cache = options.get("NEAR_CACHE")
+        named = {option: options.get(option) for option in ("DATABASE", "READ_DATABASE")}
+        if isinstance(near_cache, dict):
+            named["NEAR_CACHE']['LISTEN_DATABASE"] = near_cache.get("LISTEN_DATABASE")
+        for option, database in named.items():
             if database is not None and database not in settings.DATABASES:
                 errors.append(
                     checks.Error(

@@ -123,6 +123,17 @@ def test_e002_an_unknown_database_alias(use_caches: Callable[..., None], alias: 
     assert keyval_errors() == ["keyval.E002"]
 
 
+def test_e002_an_unknown_near_cache_listen_database(use_caches: Callable[..., None]) -> None:
+    near_cache = {"LISTEN_DATABASE": "nowhere"}
+    use_caches(keyval={"BACKEND": KEYVAL_BACKEND, "OPTIONS": {"NEAR_CACHE": near_cache}})
+    assert keyval_errors() == ["keyval.E002"]
+
+
+def test_e005_a_bad_near_cache_setting(use_caches: Callable[..., None]) -> None:
+    use_caches(keyval={"BACKEND": KEYVAL_BACKEND, "OPTIONS": {"NEAR_CACHE": {"MAX_ENTRIES": 0}}})
+    assert keyval_errors() == ["keyval.E005"]
+
+
 def test_no_e002_for_a_known_alias(use_caches: Callable[..., None]) -> None:
     use_caches(keyval={"BACKEND": KEYVAL_BACKEND, "OPTIONS": {"DATABASE": "default"}})
     assert keyval_errors() == []

@@ -208,6 +208,8 @@ def test_every_thread_and_store_view_shares_one_memory(nc: KeyValCache) -> None:
     other.set("k", "there")
     assert (nc.get("k"), other.get("k")) == ("here", "there")
     assert nc.near_cache is other.near_cache
+    settle(nc, "k")
+    settle(other, "k")
     assert held(nc) == 2
 
 

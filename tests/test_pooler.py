@@ -16,6 +16,7 @@ the pooler; this module checks that they did go through it.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -115,3 +116,26 @@ def test_clients_sharing_server_connections_each_see_their_own_store(
     assert errors == []
     pools = admin_console("SHOW POOLS")
     assert pools  # the pooler served this database
+
+
+def test_the_near_cache_refuses_notifications_through_the_pooler(
+    make_cache: Callable[..., KeyValCache],
+) -> None:
+    """LISTEN through a pooler in transaction mode is not heard reliably: the
+    listener notices and the near cache stays bypassed (never stale)."""
+    from keyval_backend import near
+
+    near.reset()
+    try:
+        cache = make_cache("near-pooled", OPTIONS={"NEAR_CACHE": {}})
+        cache.set("k", "v")
+        assert cache.get("k") == "v"
+        listener: Any = cache.near_cache.watcher  # type: ignore[union-attr]
+        deadline = time.monotonic() + 15
+        while listener.reconnects == 0:
+            assert time.monotonic() < deadline, "the listener trusted a pooled connection"
+            time.sleep(0.05)
+        cache.set("k", "w")
+        assert cache.get("k") == "w"
+    finally:
+        near.reset()

@@ -129,6 +129,8 @@ class NearCache:
     def __init__(self, alias: str, watcher: Watcher, options: NearOptions, codec: RowCodec) -> None:
         self.alias = alias
         self.options = options
+        # Set by reset(): the backends holding it look their memory up again.
+        self.retired = False
         self.watcher = watcher
         self.max_entries = options.max_entries
         self._codec = codec
@@ -241,7 +243,7 @@ def _immutable(value: Any) -> bool:
 
 # -- one watcher a database, one memory a configured backend --------------------
 
-_watchers: dict[tuple[str, str | None], Watcher] = {}
+_watchers: dict[tuple[str, Any], Watcher] = {}
 _nears: dict[tuple[Any, ...], NearCache] = {}
 # Every memory, replaced (never changed) on registration, so that drops
 # iterate it without a lock.
@@ -270,8 +272,11 @@ def near_cache(
 
 
 def _watcher(alias: str, vendor: str, options: NearOptions) -> Watcher:
-    listen = options.listen_database if vendor == "postgresql" else None
-    key = (alias, listen)
+    # One watcher a database; a lease is per interval.
+    detail: Any = options.listen_database if vendor == "postgresql" else None
+    if vendor not in ("sqlite", "postgresql"):
+        detail = options.poll_interval
+    key = (alias, detail)
     watcher = _watchers.get(key)
     if watcher is None:
         watcher = _watchers[key] = _new_watcher(alias, vendor, options)
@@ -334,6 +339,7 @@ def reset() -> None:
         for memory in _memories:
             memory.forget_all()
             memory.watcher = _Closed()
+            memory.retired = True
         _watchers.clear()
         _nears.clear()
         _memories = ()

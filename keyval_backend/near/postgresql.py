@@ -68,8 +68,8 @@ class PostgreSQLListener:
         self._start_lock = threading.Lock()
         self._stop = threading.Event()
         self._ping_channel = f"{sql.CHANNEL}_ping_{os.getpid()}_{uuid.uuid4().hex[:12]}"
-        # Seconds from a commit's notification to its drop here, most recent
-        # last (for the benchmark suite and monitoring).
+        # For monitoring and tests: when it last started listening, and how
+        # many times it had to connect again.
         self.connected_at: float | None = None
         self.reconnects = 0
         self.connection: psycopg.Connection[Any] | None = None
@@ -147,6 +147,17 @@ class PostgreSQLListener:
     def _serve(self, connection: psycopg.Connection[Any]) -> None:
         connection.execute(sql.LISTEN_SQL)
         connection.execute(f'LISTEN "{self._ping_channel}"')
+        session = self._session(connection)
+        if session[0] != connection.info.backend_pid:
+            # The process id the server gave at connection start is not the
+            # one serving this statement: a pooler (PgBouncer, pgcat,
+            # Supavisor...) stands between, which makes up its own; a plain
+            # TCP proxy passes the server's through.
+            raise _Lost(
+                "the connection goes through a connection pooler, which does not deliver "
+                "notifications reliably: point OPTIONS['NEAR_CACHE']['LISTEN_DATABASE'] at "
+                "an alias that connects to the server directly"
+            )
         connection.execute(sql.EXTEND_SQL, (DEADLINE_AHEAD,))
         xmax = connection.execute(sql.XMAX_SQL).fetchone()[0]  # type: ignore[index]
         while connection.execute(sql.XMIN_SQL).fetchone()[0] < xmax:  # type: ignore[index]
@@ -175,6 +186,12 @@ class PostgreSQLListener:
                     "connection through a pooler in transaction mode? Point "
                     "OPTIONS['NEAR_CACHE']['LISTEN_DATABASE'] at a direct connection)"
                 )
+            if self._session(connection) != session:
+                raise _Lost(
+                    "the connection's server session changed under it, as behind a pooler "
+                    "in transaction mode, which does not deliver notifications: point "
+                    "OPTIONS['NEAR_CACHE']['LISTEN_DATABASE'] at a direct connection"
+                )
             if answered == ping:
                 ping += 1
                 sent_at = now
@@ -182,6 +199,13 @@ class PostgreSQLListener:
                 left = connection.execute(sql.DEADLINE_SQL).fetchone()[0]  # type: ignore[index]
                 if left < EXTEND_BELOW:
                     connection.execute(sql.EXTEND_SQL, (DEADLINE_AHEAD,))
+
+    def _session(self, connection: psycopg.Connection[Any]) -> tuple[Any, ...]:
+        """The server process this connection talks to, and whether it still
+        listens: a pooler hands out another, or one whose LISTEN is gone."""
+        row = connection.execute(sql.SESSION_SQL, (self._ping_channel,)).fetchone()
+        assert row is not None
+        return tuple(row)
 
     def _drain(self, connection: psycopg.Connection[Any], timeout: float) -> None:
         for notify in connection.notifies(timeout=timeout):

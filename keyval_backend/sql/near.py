@@ -14,15 +14,18 @@ NOTIFY_FUNCTION = "keyval_backend_near_notify"
 # SQLite: the changes after the last one seen, with the oldest and newest ids
 # the log still holds (a gap means trimmed changes: drop everything).
 CHANGES_SQL = (
-    f'SELECT "id", "store_hash", "key_hash" FROM "{CHANGE_TABLE}" '
-    f'WHERE "id" > ? OR "id" IN ((SELECT MIN("id") FROM "{CHANGE_TABLE}"), '
-    f'(SELECT MAX("id") FROM "{CHANGE_TABLE}")) ORDER BY "id"'
+    f'SELECT "id", "store_hash", "key_hash" FROM "{CHANGE_TABLE}" WHERE "id" > ? '
+    f'UNION SELECT "id", "store_hash", "key_hash" FROM "{CHANGE_TABLE}" '
+    f'WHERE "id" = (SELECT MIN("id") FROM "{CHANGE_TABLE}") '
+    f'UNION SELECT "id", "store_hash", "key_hash" FROM "{CHANGE_TABLE}" '
+    f'WHERE "id" = (SELECT MAX("id") FROM "{CHANGE_TABLE}") ORDER BY 1'
 )
 LAST_CHANGE_SQL = f'SELECT COALESCE(MAX("id"), 0) FROM "{CHANGE_TABLE}"'
 
 # PostgreSQL.
 LISTEN_SQL = f'LISTEN "{CHANNEL}"'
 PING_SQL = "SELECT pg_notify(%s, %s)"
+SESSION_SQL = "SELECT pg_backend_pid(), %s::text IN (SELECT pg_listening_channels())"
 # The deadline until which writers notify, pushed an hour ahead when less than
 # half of it is left; never pulled back (GREATEST), so listeners cannot shorten
 # one another's.
