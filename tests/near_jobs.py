@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.db import connections, transaction
 
 from keyval_backend.cache import KeyValCache
@@ -15,8 +16,9 @@ STORE = "near-test"
 
 
 def writer() -> KeyValCache:
-    """The other process's backend: no near cache, the test's store."""
-    return KeyValCache(STORE, {})
+    """The other process's backend: no near cache, the test's store, the
+    suite's serializer (tests/settings.py), as the test process writes."""
+    return KeyValCache(STORE, {"OPTIONS": {"SERIALIZER": settings.KEYVAL_TEST_SERIALIZER}})
 
 
 def set_value(worker: int, thread: int, key: str, value: Any) -> bool:
