@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
+from django.core.cache import caches
 from django.db import connections, transaction
 
 from keyval_backend.cache import KeyValCache
@@ -16,9 +16,11 @@ STORE = "near-test"
 
 
 def writer() -> KeyValCache:
-    """The other process's backend: no near cache, the test's store, the
-    suite's serializer (tests/settings.py), as the test process writes."""
-    return KeyValCache(STORE, {"OPTIONS": {"SERIALIZER": settings.KEYVAL_TEST_SERIALIZER}})
+    """The other process's backend: the settings' ``keyval`` alias (no near
+    cache, the suite's serializer) bound to the test's store."""
+    cache = caches["keyval"]
+    assert isinstance(cache, KeyValCache)
+    return cache.store(STORE)
 
 
 def set_value(worker: int, thread: int, key: str, value: Any) -> bool:
