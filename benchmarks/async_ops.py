@@ -5,8 +5,9 @@ Each setting runs in a process of its own: ``python -m benchmarks.async_ops
 SETTING WORKDIR``, which prints one JSON document. Three measurements:
 
 - per call: the median of single timed calls of ``get`` (hit), ``set``,
-  ``get_many(100)`` and ``set_many(100)``, sync, ``await``-ed natively, and
-  ``await``-ed through the thread (what every ``a*`` method was before),
+  ``get_many(100)``, ``set_many(100)``, and of two structure commands,
+  ``hget`` (hit, a hash of 100 fields) and ``hset`` (a field replaced): sync,
+  ``await``-ed natively, and ``await``-ed through the thread (what every ``a*`` method was before),
   rounds alternating between the three so that the machine's drift is shared;
 - PostgreSQL: 1,000 concurrent ``aget`` tasks, natively and through the
   thread: ops/s, and the most connections the pool held;
@@ -33,11 +34,13 @@ from .worker import setup_django
 
 KEYS = 10_000
 BATCH = 100
-CALLS = {"get": 2000, "set": 1000, "get_many": 200, "set_many": 100}
+CALLS = {"get": 2000, "set": 1000, "get_many": 200, "set_many": 100, "hget": 2000, "hset": 1000}
 ROUNDS = 5
 CONCURRENT = 1000
 LAG_SECONDS = 10.0
 WRITERS = 4
+# The hash hget and hset time (its fields are the first BATCH keys).
+HASH = "bench:hash"
 
 
 def _median_us(samples: list[int]) -> float:
@@ -54,6 +57,8 @@ def per_call(cache: Any, hop: Any, rounds: int) -> dict[str, dict[str, float]]:
         "set": lambda i: cache.set(keys[i % KEYS], value),
         "get_many": lambda i: cache.get_many(names),
         "set_many": lambda i: cache.set_many(batch),
+        "hget": lambda i: cache.hget(HASH, names[i % BATCH]),
+        "hset": lambda i: cache.hset(HASH, names[i % BATCH], value),
     }
 
     def async_ops(c: Any) -> dict[str, Callable[[int], Any]]:
@@ -62,6 +67,8 @@ def per_call(cache: Any, hop: Any, rounds: int) -> dict[str, dict[str, float]]:
             "set": lambda i: c.aset(keys[i % KEYS], value),
             "get_many": lambda i: c.aget_many(names),
             "set_many": lambda i: c.aset_many(batch),
+            "hget": lambda i: c.ahget(HASH, names[i % BATCH]),
+            "hset": lambda i: c.ahset(HASH, names[i % BATCH], value),
         }
 
     native_ops, hop_ops = async_ops(cache), async_ops(hop)
@@ -234,6 +241,7 @@ def main(setting: str, workdir: str, rounds: int = ROUNDS) -> dict[str, Any]:
         from django.core.cache import cache
 
         cache.set_many({key_name(i): make_value(i) for i in range(KEYS)})
+        cache.hset(HASH, mapping={key_name(i): make_value(i) for i in range(BATCH)})
         hop = cache.store(cache.store_name)
         hop._native = lambda: None  # type: ignore[method-assign]
         gc.freeze()
@@ -272,7 +280,7 @@ def tables(found: dict[str, Any], markdown: bool) -> str:
 
     rows = [
         [
-            op if op in ("get", "set") else f"{op}({BATCH})",
+            f"{op}({BATCH})" if op.endswith("_many") else op,
             f"{m['sync_us']:.1f}",
             f"{m['native_us']:.1f}",
             f"{m['thread_us']:.1f}",

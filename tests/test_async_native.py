@@ -40,14 +40,18 @@ TWINS = {
 
 
 class Awaited:
-    """A KeyValCache whose methods in TWINS run their ``a*`` twin instead."""
+    """A KeyValCache whose methods in ``twins`` (TWINS unless given) run
+    their ``a*`` twin instead."""
 
-    def __init__(self, cache: KeyValCache, runner: asyncio.Runner) -> None:
+    def __init__(
+        self, cache: KeyValCache, runner: asyncio.Runner, twins: frozenset[str] | set[str] = TWINS
+    ) -> None:
         self._cache = cache
         self._runner = runner
+        self._twins = twins
 
     def __getattr__(self, name: str) -> Any:
-        if name in TWINS:
+        if name in self._twins:
             twin = getattr(self._cache, f"a{name}")
             return lambda *args, **kwargs: self._runner.run(twin(*args, **kwargs))
         return getattr(self._cache, name)
@@ -56,7 +60,7 @@ class Awaited:
         return bool(self.has_key(key))
 
     def store(self, name: str) -> Awaited:
-        return Awaited(self._cache.store(name), self._runner)
+        return Awaited(self._cache.store(name), self._runner, self._twins)
 
 
 @pytest.fixture(scope="module")

@@ -174,6 +174,11 @@ class Driver(Generic[S]):
         """Run one statement in autocommit mode; its rows and row count."""
         raise NotImplementedError
 
+    async def run_atomic(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> Result:
+        """Run statements in one transaction on one connection; the last
+        one's rows and row count."""
+        raise NotImplementedError
+
     async def _state(self) -> S:
         loop = asyncio.get_running_loop()
         state = self._states.get(loop)

@@ -108,15 +108,23 @@ class PostgreSQLDriver(Driver[Pool]):
         try:
             connection = await pool.acquire()
             try:
-                cursor = connection.cursor()
-                await cursor.execute(sql, params)
-                result = cursor.pgresult
-                rows = (
-                    await cursor.fetchall()
-                    if result is not None and result.status == ExecStatus.TUPLES_OK
-                    else []
-                )
-                return rows, cursor.rowcount
+                return await _execute(connection, sql, params)
+            finally:
+                pool.release(connection)
+        except psycopg.Error as exc:
+            error = translated(exc, psycopg, self.alias)
+            raise error from error.__cause__
+
+    async def run_atomic(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> Result:
+        pool = self._states.get(asyncio.get_running_loop()) or await self._state()
+        try:
+            connection = await pool.acquire()
+            try:
+                result: Result = ([], -1)
+                async with connection.transaction():
+                    for sql, params in statements:
+                        result = await _execute(connection, sql, params)
+                return result
             finally:
                 pool.release(connection)
         except psycopg.Error as exc:
@@ -126,3 +134,17 @@ class PostgreSQLDriver(Driver[Pool]):
     def pool(self) -> Pool | None:
         """This loop's pool, if it has one."""
         return self._states.get(asyncio.get_running_loop())
+
+
+async def _execute(
+    connection: psycopg.AsyncConnection[Any], sql: str, params: Sequence[Any]
+) -> Result:
+    cursor = connection.cursor()
+    await cursor.execute(sql, params)
+    result = cursor.pgresult
+    rows = (
+        await cursor.fetchall()
+        if result is not None and result.status == ExecStatus.TUPLES_OK
+        else []
+    )
+    return rows, cursor.rowcount

@@ -56,23 +56,42 @@ class SQLiteState(LoopState):
     async def in_thread(self, sql: str, params: Sequence[Any]) -> Result:
         """Run a statement on the thread's connection, waiting for the lock
         as long as Django's busy timeout allows."""
+        return await self.in_thread_atomic([(sql, params)], atomic=False)
+
+    async def in_thread_atomic(
+        self, statements: Sequence[tuple[str, Sequence[Any]]], atomic: bool = True
+    ) -> Result:
+        """Run statements on the thread's connection, in one transaction
+        (``BEGIN IMMEDIATE``: the write lock first) when ``atomic``."""
         self.handed_off += 1
         await self._lock.acquire()
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(None, self._run_worker, sql, params)
+        future = loop.run_in_executor(None, self._run_worker, statements, atomic)
         # Released when the thread is done, not when the awaiting task is:
         # a cancelled caller must not let another statement onto the
         # connection while this one still runs.
         future.add_done_callback(lambda _: self._lock.release())
         return await asyncio.shield(future)
 
-    def _run_worker(self, sql: str, params: Sequence[Any]) -> Result:
+    def _run_worker(self, statements: Sequence[tuple[str, Sequence[Any]]], atomic: bool) -> Result:
         if self._worker is None:
             self._worker = self._connect(self._params)
         cursor = self._worker.cursor()
         try:
-            cursor.execute(sql, params)
-            return cursor.fetchall(), cursor.rowcount
+            if atomic:
+                cursor.execute("BEGIN IMMEDIATE")
+            try:
+                result: Result = ([], -1)
+                for sql, params in statements:
+                    cursor.execute(sql, params)
+                    result = cursor.fetchall(), cursor.rowcount
+            except BaseException:
+                if atomic:
+                    self._worker.rollback()
+                raise
+            if atomic:
+                cursor.execute("COMMIT")
+            return result
         finally:
             cursor.close()
 
@@ -122,13 +141,7 @@ class SQLiteDriver(Driver[SQLiteState]):
         return SQLiteState(connect({**params, "timeout": 0}), params, connect)
 
     async def run(self, sql: str, params: Sequence[Any]) -> Result:
-        text = self._texts.get(sql)
-        if text is None:
-            text = self._texts[sql] = (
-                sql.replace("%s", "?"),
-                not sql.lstrip().upper().startswith("SELECT"),
-            )
-        translated_sql, writes = text
+        translated_sql, writes = self._texts.get(sql) or self._text(sql)
         state = await self._state()
         try:
             if writes and not state.inline_writes:
@@ -148,3 +161,23 @@ class SQLiteDriver(Driver[SQLiteState]):
         except sqlite3.Error as exc:
             error = translated(exc, sqlite3, self.alias)
             raise error from error.__cause__
+
+    async def run_atomic(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> Result:
+        """In the thread: a transaction may wait for the write lock."""
+        state = await self._state()
+        texts = [(self._text(sql)[0], params) for sql, params in statements]
+        try:
+            return await state.in_thread_atomic(texts)
+        except sqlite3.Error as exc:
+            error = translated(exc, sqlite3, self.alias)
+            raise error from error.__cause__
+
+    def _text(self, sql: str) -> tuple[str, bool]:
+        """``sql`` with ``?`` placeholders, and whether it writes."""
+        text = self._texts.get(sql)
+        if text is None:
+            text = self._texts[sql] = (
+                sql.replace("%s", "?"),
+                not sql.lstrip().upper().startswith("SELECT"),
+            )
+        return text

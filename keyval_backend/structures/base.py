@@ -22,6 +22,7 @@ from .. import db
 from ..codec import FIELD_FORMAT, INT_FORMAT, RowCodec, member_hash, wrong_type_message
 from ..exceptions import WrongTypeError
 from ..sql.structures import MEMBER_READ, StructureSQL, flatten, structure_sql
+from .steps import Atomic, InThread, Statement, Steps, adrive, drive
 
 if TYPE_CHECKING:
     from ..aio import Driver
@@ -42,6 +43,7 @@ MEMBER_BATCH = 500
 WRITE_ATTEMPTS = 5
 FLOAT_FORMAT = "float"
 _F = TypeVar("_F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
 class StructureCommands(BaseCache):
@@ -76,78 +78,86 @@ class StructureCommands(BaseCache):
         return (self._store_hash + _MEMBER_IDENTITY).encode()
 
     # -- the structure's row ---------------------------------------------------
+    # Each helper is steps (see .steps), driven by the sync wrapper after it
+    # or, from a command's body, by ``yield from``.
+
+    def _drive(self, steps: Steps[T]) -> T:
+        return drive(self._structures()[1], steps)
+
+    def _kind_steps(self, key_hash: str) -> Steps[tuple[int, str] | None]:
+        """``(id, format)`` of the live row of a key, or None."""
+        sql, _ = self._structures()
+        rows, _ = yield Statement(sql.kind_sql, (self._store_hash, key_hash, time.time()))
+        return None if not rows else (int(rows[0][0]), rows[0][1])
 
     def _kind(self, key_hash: str) -> tuple[int, str] | None:
-        """``(id, format)`` of the live row of a key, or None."""
-        sql, alias = self._structures()
-        with db.cursor(alias) as cursor:
-            cursor.execute(sql.kind_sql, (self._store_hash, key_hash, time.time()))
-            row = cursor.fetchone()
-        return None if row is None else (int(row[0]), row[1])
+        return self._drive(self._kind_steps(key_hash))
 
-    def _check_kind(self, key_hash: str, kind: str) -> int | None:
+    def _check_kind_steps(self, key_hash: str, kind: str) -> Steps[int | None]:
         """The id of the live ``kind`` structure of a key, None if the key is
         absent; WrongTypeError if it holds something else."""
-        found = self._kind(key_hash)
+        found = yield from self._kind_steps(key_hash)
         if found is None:
             return None
         if found[1] != kind:
             raise WrongTypeError(wrong_type_message(found[1], kind))
         return found[0]
 
-    def _ensure(self, key_bytes: bytes, key_hash: str, kind: str) -> tuple[int, bool]:
+    def _check_kind(self, key_hash: str, kind: str) -> int | None:
+        return self._drive(self._check_kind_steps(key_hash, kind))
+
+    def _ensure_steps(self, key_bytes: bytes, key_hash: str, kind: str) -> Steps[tuple[int, bool]]:
         """``(id, created)`` of the key's ``kind`` structure, made empty if the
         key is absent. An expired row of the key goes first (and its members
         with it), so a new structure never inherits anything."""
-        existing = self._check_kind(key_hash, kind)
-        if existing is not None:
-            return existing, False
-        sql, alias = self._structures()
-        now = time.time()
-        row = (
-            self._store_bytes,
-            key_bytes,
-            self._store_hash,
-            key_hash,
-            kind,
-            b"",
-            None,
-            None,
-            now,
-            now,
-        )
+        sql, _ = self._structures()
+        while True:
+            existing = yield from self._check_kind_steps(key_hash, kind)
+            if existing is not None:
+                return existing, False
+            now = time.time()
+            row = (
+                self._store_bytes,
+                key_bytes,
+                self._store_hash,
+                key_hash,
+                kind,
+                b"",
+                None,
+                None,
+                now,
+                now,
+            )
+            yield Statement(sql.drop_dead_sql, (self._store_hash, key_hash, now), False, True)
+            yield Statement(sql.create_sql, row, False, True)
+            created = yield from self._check_kind_steps(key_hash, kind)
+            if created is not None:
+                return created, True
+            # Deleted again at once by another process: make it again.
 
-        def create() -> None:
-            with db.cursor(alias) as cursor:
-                cursor.execute(sql.drop_dead_sql, (self._store_hash, key_hash, now))
-                cursor.execute(sql.create_sql, row)
+    def _ensure(self, key_bytes: bytes, key_hash: str, kind: str) -> tuple[int, bool]:
+        return self._drive(self._ensure_steps(key_bytes, key_hash, kind))
 
-        db.retry_on_deadlock(alias, create)
-        created = self._check_kind(key_hash, kind)
-        if created is None:  # deleted again at once by another process
-            return self._ensure(key_bytes, key_hash, kind)
-        return created, True
-
-    def _drop_if_empty(self, key_hash: str, kind: str) -> None:
+    def _drop_if_empty_steps(self, key_hash: str, kind: str) -> Steps[None]:
         """Delete a structure that has lost its last member, as Redis does.
 
         The row is locked first where the database can, so a member being
         added concurrently either commits before the check (and keeps the
         structure) or waits and then finds it gone (and creates a new one).
         """
-        sql, alias = self._structures()
-        found = self._kind(key_hash)
+        sql, _ = self._structures()
+        found = yield from self._kind_steps(key_hash)
         if found is None or found[1] != kind:
             return
         entry_id = found[0]
+        drop = Statement(sql.drop_if_empty_sql, (entry_id, entry_id), False, True)
+        if sql.lock_row_sql is None:
+            yield drop
+        else:
+            yield Atomic((Statement(sql.lock_row_sql, (entry_id,)), drop))
 
-        def drop() -> None:
-            with transaction.atomic(using=alias), db.cursor(alias) as cursor:
-                if sql.lock_row_sql is not None:
-                    cursor.execute(sql.lock_row_sql, (entry_id,))
-                cursor.execute(sql.drop_if_empty_sql, (entry_id, entry_id))
-
-        db.retry_on_deadlock(alias, drop)
+    def _drop_if_empty(self, key_hash: str, kind: str) -> None:
+        self._drive(self._drop_if_empty_steps(key_hash, kind))
 
     # -- members -----------------------------------------------------------------
 
@@ -156,23 +166,45 @@ class StructureCommands(BaseCache):
         key_hash = self._key_hash(key, version)
         return key_hash, [self._store_hash, key_hash, kind, time.time()]
 
-    def _read(self, key_hash: str, kind: str, sql_text: str, params: Sequence[Any]) -> list[Any]:
+    def _read_steps(
+        self, key_hash: str, kind: str, sql_text: str, params: Sequence[Any]
+    ) -> Steps[list[Any]]:
         """Rows of a member read; an empty result is checked for WRONGTYPE."""
-        _, alias = self._structures()
-        with db.cursor(alias) as cursor:
-            cursor.execute(sql_text, params)
-            rows = list(cursor.fetchall())
+        rows, _ = yield Statement(sql_text, params)
         if not rows:
-            self._check_kind(key_hash, kind)
-        return rows
+            yield from self._check_kind_steps(key_hash, kind)
+        return list(rows)
 
-    def _count(self, key: Any, version: int | None, kind: str) -> int:
+    def _read(self, key_hash: str, kind: str, sql_text: str, params: Sequence[Any]) -> list[Any]:
+        return self._drive(self._read_steps(key_hash, kind, sql_text, params))
+
+    def _count_steps(self, key: Any, version: int | None, kind: str) -> Steps[int]:
         sql, _ = self._structures()
         key_hash, where = self._where(key, version, kind)
-        count = int(self._read(key_hash, kind, sql.count_sql, where)[0][0])
+        rows = yield from self._read_steps(key_hash, kind, sql.count_sql, where)
+        count = int(rows[0][0])
         if not count:
-            self._check_kind(key_hash, kind)
+            yield from self._check_kind_steps(key_hash, kind)
         return count
+
+    def _count(self, key: Any, version: int | None, kind: str) -> int:
+        return self._drive(self._count_steps(key, version, kind))
+
+    def _all_members_steps(self, key: Any, version: int | None, kind: str) -> Steps[list[Any]]:
+        """Every member row of a structure (as :meth:`_member_pages` gives
+        them), read a page per statement, into one list."""
+        sql, _ = self._structures()
+        key_hash, where = self._where(key, version, kind)
+        members: list[Any] = []
+        after = 0
+        while True:
+            rows, _ = yield Statement(sql.page_sql, [*where, after, MEMBER_PAGE])
+            if not members and not rows:
+                yield from self._check_kind_steps(key_hash, kind)
+            members.extend(row[1:] for row in rows)
+            if len(rows) < MEMBER_PAGE:
+                return members
+            after = rows[-1][0]
 
     def _member_pages(self, key: Any, version: int | None, kind: str) -> Any:
         """Every member row of a structure, a page at a time, in the order
@@ -194,7 +226,7 @@ class StructureCommands(BaseCache):
                 return
             after = rows[-1][0]
 
-    def _write_members(
+    def _write_members_steps(
         self,
         key: Any,
         version: int | None,
@@ -202,28 +234,18 @@ class StructureCommands(BaseCache):
         members: Sequence[MemberRow],
         clause: str,
         clause_params: Sequence[Any] = (),
-    ) -> list[Any]:
-        """Write members into the key's ``kind`` structure in one statement
-        (one per MEMBER_BATCH members, in one transaction), creating the
-        structure first if it is missing; returns ``(writes, format, number,
-        score)`` of each member written (writes 1: a new member)."""
+    ) -> Steps[list[Any]]:
+        """Write members into the key's ``kind`` structure in one statement,
+        creating the structure first if it is missing; returns ``(writes,
+        format, number, score)`` of each member written (writes 1: a new
+        member). More than MEMBER_BATCH members take one statement per batch,
+        in one transaction, in Django's thread."""
         sql, alias = self._structures()
         if len(members) > MEMBER_BATCH:
-            # SQLite allows 500 terms in a compound SELECT, PostgreSQL 65,535
-            # parameters in a statement.
-            with transaction.atomic(using=alias):
-                return [
-                    row
-                    for start in range(0, len(members), MEMBER_BATCH)
-                    for row in self._write_members(
-                        key,
-                        version,
-                        kind,
-                        members[start : start + MEMBER_BATCH],
-                        clause,
-                        clause_params,
-                    )
-                ]
+            batches: list[Any] = yield InThread(
+                self._write_batches, (key, version, kind, members, clause, clause_params)
+            )
+            return batches
         made_key = self.make_and_validate_key(key, version)
         key_bytes, key_hash = self._identify(made_key)
         text = sql.write_members(len(members), clause)
@@ -233,15 +255,9 @@ class StructureCommands(BaseCache):
         for _ in range(WRITE_ATTEMPTS):
             params = [*flatten(members), self._store_hash, key_hash, kind, time.time()]
             params.extend(clause_params)
-
-            def attempt(params: list[Any] = params) -> list[Any]:
-                with db.cursor(alias) as cursor:
-                    cursor.execute(text, params)
-                    return list(cursor.fetchall())
-
             rows: list[Any]
             try:
-                rows = db.retry_on_deadlock(alias, attempt)
+                rows, _ = yield Statement(text, params, True, True)
             except IntegrityError:
                 # The structure was deleted by another process between the
                 # SELECT and the foreign key check: make it again. Inside a
@@ -251,38 +267,75 @@ class StructureCommands(BaseCache):
                     raise
                 rows, known = [], False
             if rows or known:
-                return rows
-            if self._check_kind(key_hash, kind) is None:
-                self._ensure(key_bytes, key_hash, kind)
+                return list(rows)
+            if (yield from self._check_kind_steps(key_hash, kind)) is None:
+                yield from self._ensure_steps(key_bytes, key_hash, kind)
             known = True
         raise WrongTypeError(f"{kind} {key!r} kept disappearing while being written")
 
-    def _delete_members(
+    def _write_members(
+        self,
+        key: Any,
+        version: int | None,
+        kind: str,
+        members: Sequence[MemberRow],
+        clause: str,
+        clause_params: Sequence[Any] = (),
+    ) -> list[Any]:
+        return self._drive(
+            self._write_members_steps(key, version, kind, members, clause, clause_params)
+        )
+
+    def _write_batches(
+        self,
+        key: Any,
+        version: int | None,
+        kind: str,
+        members: Sequence[MemberRow],
+        clause: str,
+        clause_params: Sequence[Any],
+    ) -> list[Any]:
+        # SQLite allows 500 terms in a compound SELECT, PostgreSQL 65,535
+        # parameters in a statement.
+        _, alias = self._structures()
+        with transaction.atomic(using=alias):
+            return [
+                row
+                for start in range(0, len(members), MEMBER_BATCH)
+                for row in self._write_members(
+                    key, version, kind, members[start : start + MEMBER_BATCH], clause, clause_params
+                )
+            ]
+
+    def _delete_members_steps(
         self, key: Any, version: int | None, kind: str, hashes: Iterable[str]
-    ) -> int:
+    ) -> Steps[int]:
         """Delete members by hash; drop the structure if it is left empty."""
         sql, _ = self._structures()
         key_hash, where = self._where(key, version, kind)
         members = list(hashes)
         text = sql.delete_in + sql.placeholders(len(members))
-        return self._remove(key_hash, kind, text, [*where, *members])
+        return (yield from self._remove_steps(key_hash, kind, text, [*where, *members]))
 
-    def _remove(self, key_hash: str, kind: str, text: str, params: Sequence[Any]) -> int:
+    def _delete_members(
+        self, key: Any, version: int | None, kind: str, hashes: Iterable[str]
+    ) -> int:
+        return self._drive(self._delete_members_steps(key, version, kind, hashes))
+
+    def _remove_steps(
+        self, key_hash: str, kind: str, text: str, params: Sequence[Any]
+    ) -> Steps[int]:
         """Run a statement that deletes members; return how many it deleted.
         A structure left empty goes; nothing deleted is checked for WRONGTYPE."""
-        _, alias = self._structures()
-
-        def attempt() -> int:
-            with db.cursor(alias) as cursor:
-                cursor.execute(text, params)
-                return int(cursor.rowcount)
-
-        deleted = db.retry_on_deadlock(alias, attempt)
+        _, deleted = yield Statement(text, params, False, True)
         if deleted:
-            self._drop_if_empty(key_hash, kind)
+            yield from self._drop_if_empty_steps(key_hash, kind)
         else:
-            self._check_kind(key_hash, kind)
-        return deleted
+            yield from self._check_kind_steps(key_hash, kind)
+        return int(deleted)
+
+    def _remove(self, key_hash: str, kind: str, text: str, params: Sequence[Any]) -> int:
+        return self._drive(self._remove_steps(key_hash, kind, text, params))
 
     def _field_row(self, field: Any, value: Any) -> MemberRow:
         """A hash field and its value as member parameters."""
@@ -344,9 +397,11 @@ def _field(field: Any) -> tuple[str, bytes, bytes]:
 
 
 def async_twins(*names: str) -> Callable[[type], type]:
-    """Give a mixin ``a<name>`` coroutines for its methods ``names``, run in
-    Django's thread for the database (the same connection and transaction as
-    the sync methods)."""
+    """Give a mixin ``a<name>`` coroutines for its methods ``names``: the
+    method's steps driven in the event loop where the alias has a native
+    driver (:func:`~.steps.command`), else the method run in Django's thread
+    for the database (the same connection and transaction as the sync
+    methods)."""
 
     def decorate(cls: type) -> type:
         for name in names:
@@ -357,9 +412,14 @@ def async_twins(*names: str) -> Callable[[type], type]:
 
 
 def _async_twin(method: _F) -> _F:
+    body = getattr(method, "steps", None)
+
     @wraps(method)
     async def twin(self: Any, *args: Any, **kwargs: Any) -> Any:
-        return await sync_to_async(method, thread_sensitive=True)(self, *args, **kwargs)
+        driver = self._native() if body is not None else None
+        if body is None or driver is None:
+            return await sync_to_async(method, thread_sensitive=True)(self, *args, **kwargs)
+        return await adrive(driver, body(self, *args, **kwargs))
 
     twin.__name__ = twin.__qualname__ = f"a{method.__name__}"
     twin.__doc__ = f"Async :meth:`{method.__name__}`."

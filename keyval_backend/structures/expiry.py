@@ -15,11 +15,10 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 
-from .. import db
-from .base import StructureCommands, async_twins
+from .. import aio, db
+from .base import StructureCommands
 
 
-@async_twins("expire", "pexpire", "expire_at", "pexpire_at", "persist")
 class ExpiryCommands(StructureCommands):
     def expires_in(self, key: Any, version: int | None = None) -> float | None:
         """Seconds ``key`` has left (a float), None if it never expires;
@@ -71,39 +70,65 @@ class ExpiryCommands(StructureCommands):
         except KeyError:
             return 0.0
 
+    # Each verb works out the seconds left (None: persistent) and then
+    # touches or deletes the key: through touch()/delete() in the sync verb,
+    # atouch()/adelete() in its twin (native where the alias has a driver).
+
     def expire(self, key: Any, timeout: Any, version: int | None = None) -> bool:
         """Make ``key`` expire ``timeout`` seconds (or a timedelta) from now;
         False if it is absent. A timeout of 0 or less deletes it, as in Redis;
         None (or the cache's default of None) makes it persistent."""
-        if timeout is DEFAULT_TIMEOUT:
-            timeout = self.default_timeout
-        if timeout is None:
-            return self.touch(key, None, version)
-        return self._expire_after(key, _seconds(timeout), version)
+        return self._expire_after(key, self._expire_seconds(timeout), version)
+
+    async def aexpire(self, key: Any, timeout: Any, version: int | None = None) -> bool:
+        """Async :meth:`expire`."""
+        return await self._aexpire_after(key, self._expire_seconds(timeout), version)
 
     def pexpire(self, key: Any, timeout: Any, version: int | None = None) -> bool:
         """:meth:`expire` with ``timeout`` in milliseconds."""
-        if timeout is DEFAULT_TIMEOUT:
-            timeout = self.default_timeout
-            if timeout is None:
-                return self.touch(key, None, version)
-            return self._expire_after(key, _seconds(timeout), version)
-        if isinstance(timeout, timedelta):
-            return self._expire_after(key, timeout.total_seconds(), version)
-        return self._expire_after(key, _seconds(timeout) / 1000, version)
+        return self._expire_after(key, self._pexpire_seconds(timeout), version)
+
+    async def apexpire(self, key: Any, timeout: Any, version: int | None = None) -> bool:
+        """Async :meth:`pexpire`."""
+        return await self._aexpire_after(key, self._pexpire_seconds(timeout), version)
 
     def expire_at(self, key: Any, when: Any, version: int | None = None) -> bool:
         """Make ``key`` expire at ``when``: Unix seconds or a datetime."""
         return self._expire_after(key, _unix(when, 1) - time.time(), version)
 
+    async def aexpire_at(self, key: Any, when: Any, version: int | None = None) -> bool:
+        """Async :meth:`expire_at`."""
+        return await self._aexpire_after(key, _unix(when, 1) - time.time(), version)
+
     def pexpire_at(self, key: Any, when: Any, version: int | None = None) -> bool:
         """Make ``key`` expire at ``when``: Unix milliseconds or a datetime."""
         return self._expire_after(key, _unix(when, 1000) - time.time(), version)
 
-    def _expire_after(self, key: Any, seconds: float, version: int | None) -> bool:
-        if seconds <= 0:
+    async def apexpire_at(self, key: Any, when: Any, version: int | None = None) -> bool:
+        """Async :meth:`pexpire_at`."""
+        return await self._aexpire_after(key, _unix(when, 1000) - time.time(), version)
+
+    def _expire_seconds(self, timeout: Any) -> float | None:
+        if timeout is DEFAULT_TIMEOUT:
+            timeout = self.default_timeout
+        return None if timeout is None else _seconds(timeout)
+
+    def _pexpire_seconds(self, timeout: Any) -> float | None:
+        if timeout is DEFAULT_TIMEOUT:
+            return self._expire_seconds(timeout)
+        if isinstance(timeout, timedelta):
+            return timeout.total_seconds()
+        return _seconds(timeout) / 1000
+
+    def _expire_after(self, key: Any, seconds: float | None, version: int | None) -> bool:
+        if seconds is not None and seconds <= 0:
             return self.delete(key, version)
         return self.touch(key, seconds, version)
+
+    async def _aexpire_after(self, key: Any, seconds: float | None, version: int | None) -> bool:
+        if seconds is not None and seconds <= 0:
+            return await self.adelete(key, version)
+        return await self.atouch(key, seconds, version)
 
     def persist(self, key: Any, version: int | None = None) -> bool:
         """Remove the expiry of ``key``: True if it had one (Redis's PERSIST),
@@ -118,6 +143,23 @@ class ExpiryCommands(StructureCommands):
                 return bool(cursor.rowcount)
 
         persisted = db.retry_on_deadlock(dialect.alias, attempt)
+        if persisted:
+            self._near_written((key_hash,))
+        return persisted
+
+    async def apersist(self, key: Any, version: int | None = None) -> bool:
+        """Async :meth:`persist`."""
+        driver = self._native()
+        if driver is None:
+            return await sync_to_async(self.persist, thread_sensitive=True)(key, version)
+        key_hash = self._key_hash(key, version)
+        params = (self._store_hash, key_hash, time.time())
+
+        async def attempt() -> bool:
+            _, count = await driver.run(driver.dialect.persist_sql, params)
+            return bool(count)
+
+        persisted = await aio.retry_on_deadlock(attempt)
         if persisted:
             self._near_written((key_hash,))
         return persisted

@@ -4,6 +4,9 @@ A hash is its key's row (format ``hash``) and one member row per field. Fields
 are text, as in Redis and django-redis; values are anything the cache stores,
 with integers and floats kept as numbers so that ``hincrby`` and
 ``hincrbyfloat`` add in SQL, in one statement.
+
+Every command is steps (see :mod:`.steps`): its async twin runs the same body
+natively in the event loop.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from django.db import DataError, OperationalError
 from ..codec import INT_FORMAT, member_hash
 from ..sql.structures import int_guard
 from .base import FLOAT_FORMAT, MemberRow, StructureCommands, _field, async_twins
+from .steps import Steps, command
 
 HASH = "hash"
 
@@ -25,6 +29,7 @@ HASH = "hash"
     "hexists", "hincrby", "hincrbyfloat",
 )  # fmt: skip
 class HashCommands(StructureCommands):
+    @command
     def hset(
         self,
         key: Any,
@@ -32,7 +37,7 @@ class HashCommands(StructureCommands):
         value: Any = None,
         mapping: Mapping[Any, Any] | None = None,
         version: int | None = None,
-    ) -> int:
+    ) -> Steps[int]:
         """Set ``field`` to ``value`` (and every pair of ``mapping``); return
         how many fields are new."""
         pairs: dict[str, Any] = {}
@@ -45,24 +50,34 @@ class HashCommands(StructureCommands):
             raise ValueError("hset needs a field and a value, or a mapping")
         rows = [self._field_row(name, item) for name, item in pairs.values()]
         sql, _ = self._structures()
-        written = self._write_members(key, version, HASH, rows, sql.set_value)
+        written = yield from self._write_members_steps(key, version, HASH, rows, sql.set_value)
         return sum(1 for row in written if row[0] == 1)
 
-    def hsetnx(self, key: Any, field: Any, value: Any, version: int | None = None) -> bool:
+    @command
+    def hsetnx(self, key: Any, field: Any, value: Any, version: int | None = None) -> Steps[bool]:
         """Set ``field`` only if the hash does not have it; True if set."""
         sql, _ = self._structures()
         row = self._field_row(field, value)
-        written = self._write_members(key, version, HASH, [row], sql.keep_existing)
+        written = yield from self._write_members_steps(key, version, HASH, [row], sql.keep_existing)
         return any(item[0] == 1 for item in written)
 
-    def hget(self, key: Any, field: Any, version: int | None = None) -> Any:
+    @command
+    def hget(self, key: Any, field: Any, version: int | None = None) -> Steps[Any]:
         """The value of ``field``, or None."""
+        return (yield from self._hget_steps(key, field, version))
+
+    def _hget_steps(self, key: Any, field: Any, version: int | None) -> Steps[Any]:
         sql, _ = self._structures()
         key_hash, where = self._where(key, version, HASH)
-        rows = self._read(key_hash, HASH, sql.member_sql, [*where, _field_hash(field)])
+        rows = yield from self._read_steps(
+            key_hash, HASH, sql.member_sql, [*where, _field_hash(field)]
+        )
         return self._decode_value(rows[0]) if rows else None
 
-    def hmget(self, key: Any, fields: Any, *args: Any, version: int | None = None) -> list[Any]:
+    @command
+    def hmget(
+        self, key: Any, fields: Any, *args: Any, version: int | None = None
+    ) -> Steps[list[Any]]:
         """The values of ``fields`` (a list, or several arguments), None for
         each missing one."""
         names = (
@@ -74,40 +89,52 @@ class HashCommands(StructureCommands):
         sql, _ = self._structures()
         key_hash, where = self._where(key, version, HASH)
         text = sql.hashes_in + sql.placeholders(len(hashes))
-        found = {row[0]: row[1:] for row in self._read(key_hash, HASH, text, [*where, *hashes])}
+        rows = yield from self._read_steps(key_hash, HASH, text, [*where, *hashes])
+        found = {row[0]: row[1:] for row in rows}
         return [self._decode_value(found[h]) if h in found else None for h in hashes]
 
-    def hgetall(self, key: Any, version: int | None = None) -> dict[str, Any]:
+    @command
+    def hgetall(self, key: Any, version: int | None = None) -> Steps[dict[str, Any]]:
         """Every field and value, in the order the fields were added."""
-        return {
-            self._decode_member(row): self._decode_value(row)
-            for row in self._member_pages(key, version, HASH)
-        }
+        rows = yield from self._all_members_steps(key, version, HASH)
+        return {self._decode_member(row): self._decode_value(row) for row in rows}
 
-    def hdel(self, key: Any, *fields: Any, version: int | None = None) -> int:
+    @command
+    def hdel(self, key: Any, *fields: Any, version: int | None = None) -> Steps[int]:
         """Delete fields; return how many existed. The hash goes when its
         last field does."""
         if not fields:
             raise ValueError("hdel needs at least one field")
         hashes = list({_field_hash(name): None for name in fields})
-        return self._delete_members(key, version, HASH, hashes)
+        return (yield from self._delete_members_steps(key, version, HASH, hashes))
 
-    def hlen(self, key: Any, version: int | None = None) -> int:
-        return self._count(key, version, HASH)
+    @command
+    def hlen(self, key: Any, version: int | None = None) -> Steps[int]:
+        return (yield from self._count_steps(key, version, HASH))
 
-    def hkeys(self, key: Any, version: int | None = None) -> list[str]:
-        return [self._decode_member(row) for row in self._member_pages(key, version, HASH)]
+    @command
+    def hkeys(self, key: Any, version: int | None = None) -> Steps[list[str]]:
+        rows = yield from self._all_members_steps(key, version, HASH)
+        return [self._decode_member(row) for row in rows]
 
-    def hvals(self, key: Any, version: int | None = None) -> list[Any]:
-        return [self._decode_value(row) for row in self._member_pages(key, version, HASH)]
+    @command
+    def hvals(self, key: Any, version: int | None = None) -> Steps[list[Any]]:
+        rows = yield from self._all_members_steps(key, version, HASH)
+        return [self._decode_value(row) for row in rows]
 
-    def hexists(self, key: Any, field: Any, version: int | None = None) -> bool:
+    @command
+    def hexists(self, key: Any, field: Any, version: int | None = None) -> Steps[bool]:
         sql, _ = self._structures()
         key_hash, where = self._where(key, version, HASH)
-        rows = self._read(key_hash, HASH, sql.member_sql, [*where, _field_hash(field)])
+        rows = yield from self._read_steps(
+            key_hash, HASH, sql.member_sql, [*where, _field_hash(field)]
+        )
         return bool(rows)
 
-    def hincrby(self, key: Any, field: Any, amount: int = 1, version: int | None = None) -> int:
+    @command
+    def hincrby(
+        self, key: Any, field: Any, amount: int = 1, version: int | None = None
+    ) -> Steps[int]:
         """Add ``amount`` to an integer field (a missing field counts as 0),
         atomically, in one statement; return the new value."""
         if type(amount) is not int:
@@ -116,30 +143,35 @@ class HashCommands(StructureCommands):
         row = self._number_row(field, INT_FORMAT, amount, None)
         guard = [] if sql.mysql else list(int_guard(amount))
         try:
-            written = self._write_members(key, version, HASH, [row], sql.add_number, guard)
+            written = yield from self._write_members_steps(
+                key, version, HASH, [row], sql.add_number, guard
+            )
         except (DataError, OperationalError) as exc:
             if "out of range" not in str(exc):
                 raise
             written = []
         if written and written[0][1] == INT_FORMAT:
             return int(written[0][2])
-        if type(self.hget(key, field, version)) is int:
+        value = yield from self._hget_steps(key, field, version)
+        if type(value) is int:
             raise ValueError("increment or decrement would overflow")
-        raise ValueError(self._not_a_number(key, field, version, "an integer"))
+        raise ValueError(_not_a_number(key, field, value, "an integer"))
 
+    @command
     def hincrbyfloat(
         self, key: Any, field: Any, amount: float = 1.0, version: int | None = None
-    ) -> float:
+    ) -> Steps[float]:
         """Add ``amount`` to a numeric field (a missing field counts as 0),
         atomically, in one statement; return the new value."""
         if isinstance(amount, bool) or not isinstance(amount, int | float):
             raise TypeError(f"hincrbyfloat adds a number, not {type(amount).__name__}")
         sql, _ = self._structures()
         row = self._number_row(field, FLOAT_FORMAT, None, float(amount))
-        written = self._write_members(key, version, HASH, [row], sql.add_float)
+        written = yield from self._write_members_steps(key, version, HASH, [row], sql.add_float)
         if written and written[0][1] == FLOAT_FORMAT:
             return float(written[0][3])
-        raise ValueError(self._not_a_number(key, field, version, "a float"))
+        value = yield from self._hget_steps(key, field, version)
+        raise ValueError(_not_a_number(key, field, value, "a float"))
 
     def _number_row(
         self, field: Any, fmt: str, number: int | None, score: float | None
@@ -148,9 +180,9 @@ class HashCommands(StructureCommands):
         stored = _field(field)
         return (member_hash(stored), *stored, fmt, b"", number, score)
 
-    def _not_a_number(self, key: Any, field: Any, version: int | None, kind: str) -> str:
-        value = self.hget(key, field, version)
-        return f"hash value is not {kind}: field {field!r} of {key!r} holds {type(value).__name__}"
+
+def _not_a_number(key: Any, field: Any, value: Any, kind: str) -> str:
+    return f"hash value is not {kind}: field {field!r} of {key!r} holds {type(value).__name__}"
 
 
 def _field_hash(field: Any) -> str:

@@ -18,6 +18,7 @@ from .. import db
 from ..codec import member_hash
 from ..patterns import compile_glob
 from .base import MemberRow, StructureCommands, async_twins
+from .steps import Statement, Steps, command
 
 SET = "set"
 
@@ -27,32 +28,41 @@ SET = "set"
     "smove", "sdiff", "sinter", "sunion", "sdiffstore", "sinterstore", "sunionstore", "sscan",
 )  # fmt: skip
 class SetCommands(StructureCommands):
-    def sadd(self, key: Any, *values: Any, version: int | None = None) -> int:
+    @command
+    def sadd(self, key: Any, *values: Any, version: int | None = None) -> Steps[int]:
         """Add members; return how many were new."""
         if not values:
             raise ValueError("sadd needs at least one member")
         rows = list({row[0]: row for row in map(self._member_row, values)}.values())
         sql, _ = self._structures()
-        written = self._write_members(key, version, SET, rows, sql.keep_existing)
+        written = yield from self._write_members_steps(key, version, SET, rows, sql.keep_existing)
         return sum(1 for row in written if row[0] == 1)
 
-    def srem(self, key: Any, *members: Any, version: int | None = None) -> int:
+    @command
+    def srem(self, key: Any, *members: Any, version: int | None = None) -> Steps[int]:
         """Remove members; return how many were there. The set goes when its
         last member does."""
         if not members:
             raise ValueError("srem needs at least one member")
         hashes = list({self._member_hash(member): None for member in members})
-        return self._delete_members(key, version, SET, hashes)
+        return (yield from self._delete_members_steps(key, version, SET, hashes))
 
-    def smembers(self, key: Any, version: int | None = None) -> set[Any]:
-        return {self._decode_member(row) for row in self._member_pages(key, version, SET)}
+    @command
+    def smembers(self, key: Any, version: int | None = None) -> Steps[set[Any]]:
+        rows = yield from self._all_members_steps(key, version, SET)
+        return {self._decode_member(row) for row in rows}
 
-    def sismember(self, key: Any, member: Any, version: int | None = None) -> bool:
+    @command
+    def sismember(self, key: Any, member: Any, version: int | None = None) -> Steps[bool]:
         sql, _ = self._structures()
         key_hash, where = self._where(key, version, SET)
-        return bool(self._read(key_hash, SET, sql.member_sql, [*where, self._member_hash(member)]))
+        rows = yield from self._read_steps(
+            key_hash, SET, sql.member_sql, [*where, self._member_hash(member)]
+        )
+        return bool(rows)
 
-    def smismember(self, key: Any, *members: Any, version: int | None = None) -> list[bool]:
+    @command
+    def smismember(self, key: Any, *members: Any, version: int | None = None) -> Steps[list[bool]]:
         if len(members) == 1 and isinstance(members[0], list | tuple):
             members = tuple(members[0])
         if not members:
@@ -61,44 +71,47 @@ class SetCommands(StructureCommands):
         sql, _ = self._structures()
         key_hash, where = self._where(key, version, SET)
         text = sql.hashes_in + sql.placeholders(len(set(hashes)))
-        found = {row[0] for row in self._read(key_hash, SET, text, [*where, *set(hashes)])}
+        rows = yield from self._read_steps(key_hash, SET, text, [*where, *set(hashes)])
+        found = {row[0] for row in rows}
         return [h in found for h in hashes]
 
-    def scard(self, key: Any, version: int | None = None) -> int:
-        return self._count(key, version, SET)
+    @command
+    def scard(self, key: Any, version: int | None = None) -> Steps[int]:
+        return (yield from self._count_steps(key, version, SET))
 
-    def spop(self, key: Any, count: int | None = None, version: int | None = None) -> Any:
+    @command
+    def spop(self, key: Any, count: int | None = None, version: int | None = None) -> Steps[Any]:
         """Remove and return a random member (None if the set is empty), or
         a set of up to ``count`` members. Of several processes popping, each
         member goes to exactly one."""
         wanted = 1 if count is None else _non_negative(count, "spop")
-        popped = self._random(key, version, wanted, remove=True) if wanted else []
+        popped = (yield from self._random(key, version, wanted, remove=True)) if wanted else []
         members = [self._decode_member(row) for row in popped]
         if count is None:
             return members[0] if members else None
         return set(members)
 
-    def srandmember(self, key: Any, count: int | None = None, version: int | None = None) -> Any:
+    @command
+    def srandmember(
+        self, key: Any, count: int | None = None, version: int | None = None
+    ) -> Steps[Any]:
         """A random member (None if empty); with ``count``, a list of up to
         ``count`` distinct members, or of ``-count`` members that may repeat."""
         if count is None:
-            rows = self._random(key, version, 1, remove=False)
+            rows = yield from self._random(key, version, 1, remove=False)
             return self._decode_member(rows[0]) if rows else None
         if type(count) is not int:
             raise TypeError(f"count is an int, not {type(count).__name__}")
+        rows = yield from self._random(key, version, abs(count), remove=False)
+        members = [self._decode_member(row) for row in rows]
         if count >= 0:
-            return [
-                self._decode_member(row) for row in self._random(key, version, count, remove=False)
-            ]
-        pool = [
-            self._decode_member(row) for row in self._random(key, version, -count, remove=False)
-        ]
-        return [random.choice(pool) for _ in range(-count)] if pool else []
+            return members
+        return [random.choice(members) for _ in range(-count)] if members else []
 
-    def _random(self, key: Any, version: int | None, count: int, remove: bool) -> list[Any]:
+    def _random(self, key: Any, version: int | None, count: int, remove: bool) -> Steps[list[Any]]:
         """Up to ``count`` member rows from a random point of the member hash
         order (wrapping round), read or deleted in one statement each."""
-        sql, alias = self._structures()
+        sql, _ = self._structures()
         key_hash, where = self._where(key, version, SET)
         start = secrets.token_hex(16)
         rows: list[Any] = []
@@ -106,27 +119,21 @@ class SetCommands(StructureCommands):
             if len(rows) >= count:
                 break
             if remove:
-                text = sql.pop_sql["random"]
-                params = [*where, low, count - len(rows)]
-
-                def attempt(text: str = text, params: list[Any] = params) -> list[Any]:
-                    with db.cursor(alias) as cursor:
-                        cursor.execute(text, params)
-                        return list(cursor.fetchall())
-
-                rows.extend(db.retry_on_deadlock(alias, attempt))
+                popped, _ = yield Statement(
+                    sql.pop_sql["random"], [*where, low, count - len(rows)], True, True
+                )
+                rows.extend(popped)
             else:
-                with db.cursor(alias) as cursor:
-                    cursor.execute(sql.random_sql, [*where, low, count])
-                    seen = {row[0] for row in rows}
-                    rows.extend(row for row in cursor.fetchall() if row[0] not in seen)
+                found, _ = yield Statement(sql.random_sql, [*where, low, count])
+                seen = {row[0] for row in rows}
+                rows.extend(row for row in found if row[0] not in seen)
                 rows = rows[:count]
         if not remove:
             rows = [row[1:] for row in rows]
         if remove and rows:
-            self._drop_if_empty(key_hash, SET)
+            yield from self._drop_if_empty_steps(key_hash, SET)
         elif not rows:
-            self._check_kind(key_hash, SET)
+            yield from self._check_kind_steps(key_hash, SET)
         return rows
 
     def smove(self, source: Any, destination: Any, member: Any, version: int | None = None) -> bool:

@@ -14,9 +14,9 @@ from typing import Any
 
 from django.db import transaction
 
-from .. import db
 from ..sql.structures import score_in, score_out
 from .base import StructureCommands, async_twins
+from .steps import InThread, Statement, Steps, command
 
 ZSET = "zset"
 INF = float("inf")
@@ -30,6 +30,7 @@ _ALL = 2**62
     "zremrangebyscore",
 )  # fmt: skip
 class SortedSetCommands(StructureCommands):
+    @command
     def zadd(
         self,
         key: Any,
@@ -41,7 +42,7 @@ class SortedSetCommands(StructureCommands):
         gt: bool = False,
         lt: bool = False,
         version: int | None = None,
-    ) -> Any:
+    ) -> Steps[Any]:
         """Add members with scores (Redis's ZADD and its flags): the number of
         new members (with ``ch``, of new and changed ones), or with ``incr``
         the member's new score (None if a flag kept it from changing)."""
@@ -63,11 +64,13 @@ class SortedSetCommands(StructureCommands):
         sql, _ = self._structures()
         if incr and not (nx or xx or gt or lt):
             member, amount = next(iter(mapping.items()))
-            return self.zincrby(key, amount, member, version)
+            return (yield from self._zincrby_steps(key, amount, member, version))
         if not (nx or xx or gt or lt or ch or incr):
-            written = self._write_members(key, version, ZSET, rows, sql.set_score)
+            written = yield from self._write_members_steps(key, version, ZSET, rows, sql.set_score)
             return sum(1 for row in written if row[0] == 1)
-        return self._zadd_with_flags(key, version, rows, nx, xx, ch, incr, gt, lt)
+        # Several statements in one transaction: in Django's thread.
+        flagged = (key, version, rows, nx, xx, ch, incr, gt, lt)
+        return (yield InThread(self._zadd_with_flags, flagged))
 
     def _zadd_with_flags(
         self, key: Any, version: int | None, rows: list[Any],
@@ -112,41 +115,52 @@ class SortedSetCommands(StructureCommands):
             return result if applied else None
         return added + changed if ch else added
 
-    def zincrby(self, key: Any, amount: float, value: Any, version: int | None = None) -> float:
+    @command
+    def zincrby(
+        self, key: Any, amount: float, value: Any, version: int | None = None
+    ) -> Steps[float]:
         """Add ``amount`` to the member's score (a new member starts at 0), in
         one statement; return the new score."""
+        return (yield from self._zincrby_steps(key, amount, value, version))
+
+    def _zincrby_steps(
+        self, key: Any, amount: float, value: Any, version: int | None
+    ) -> Steps[float]:
         sql, _ = self._structures()
         row = self._member_row(value, self._score_in(_score(amount)))
-        written = self._write_members(key, version, ZSET, [row], sql.add_score)
+        written = yield from self._write_members_steps(key, version, ZSET, [row], sql.add_score)
         return self._score_out(written[0][3])
 
-    def zrem(self, key: Any, *values: Any, version: int | None = None) -> int:
+    @command
+    def zrem(self, key: Any, *values: Any, version: int | None = None) -> Steps[int]:
         if not values:
             raise ValueError("zrem needs at least one member")
-        return self._delete_members(
-            key, version, ZSET, list({self._member_hash(v): None for v in values})
-        )
+        hashes = list({self._member_hash(v): None for v in values})
+        return (yield from self._delete_members_steps(key, version, ZSET, hashes))
 
-    def zscore(self, key: Any, value: Any, version: int | None = None) -> float | None:
+    @command
+    def zscore(self, key: Any, value: Any, version: int | None = None) -> Steps[float | None]:
         sql, _ = self._structures()
         key_hash, where = self._where(key, version, ZSET)
-        rows = self._read(key_hash, ZSET, sql.member_sql, [*where, self._member_hash(value)])
+        rows = yield from self._read_steps(
+            key_hash, ZSET, sql.member_sql, [*where, self._member_hash(value)]
+        )
         return self._score_out(rows[0][6]) if rows else None
 
-    def zcard(self, key: Any, version: int | None = None) -> int:
-        return self._count(key, version, ZSET)
+    @command
+    def zcard(self, key: Any, version: int | None = None) -> Steps[int]:
+        return (yield from self._count_steps(key, version, ZSET))
 
-    def zcount(self, key: Any, min: Any, max: Any, version: int | None = None) -> int:
+    @command
+    def zcount(self, key: Any, min: Any, max: Any, version: int | None = None) -> Steps[int]:
         sql, _ = self._structures()
         bounds, params = sql.score_bounds(_bound(min), _bound(max))
         key_hash, where = self._where(key, version, ZSET)
-        count = int(
-            self._read(
-                key_hash, ZSET, sql.score_count_sql.format(bounds=bounds), [*where, *params]
-            )[0][0]
-        )
+        text = sql.score_count_sql.format(bounds=bounds)
+        rows = yield from self._read_steps(key_hash, ZSET, text, [*where, *params])
+        count = int(rows[0][0])
         if not count:
-            self._check_kind(key_hash, ZSET)
+            yield from self._check_kind_steps(key_hash, ZSET)
         return count
 
     def _score_in(self, score: float) -> float:
@@ -157,6 +171,7 @@ class SortedSetCommands(StructureCommands):
 
     # -- ranges ---------------------------------------------------------------------
 
+    @command
     def zrange(
         self,
         key: Any,
@@ -166,23 +181,32 @@ class SortedSetCommands(StructureCommands):
         withscores: bool = False,
         score_cast_func: Callable[[float], Any] = float,
         version: int | None = None,
-    ) -> list[Any]:
+    ) -> Steps[list[Any]]:
         """Members from rank ``start`` to ``end`` inclusive (negative ranks
         count from the end), lowest score first unless ``desc``."""
+        return (yield from self._range(key, start, end, desc, withscores, score_cast_func, version))
+
+    def _range(
+        self, key: Any, start: int, end: int, desc: bool, withscores: bool,
+        score_cast_func: Callable[[float], Any], version: int | None,
+    ) -> Steps[list[Any]]:  # fmt: skip
         if type(start) is not int or type(end) is not int:
             raise TypeError("zrange's start and end are ints")
         sql, _ = self._structures()
         key_hash, where = self._where(key, version, ZSET)
         if start < 0 or end < 0:
-            size = self.zcard(key, version)
+            size = yield from self._count_steps(key, version, ZSET)
             start = max(start + size, 0) if start < 0 else start
             end = end + size if end < 0 else end
         if end < start:
-            self._check_kind(key_hash, ZSET)
+            yield from self._check_kind_steps(key_hash, ZSET)
             return []
-        rows = self._read(key_hash, ZSET, sql.range_sql[desc], [*where, end - start + 1, start])
+        rows = yield from self._read_steps(
+            key_hash, ZSET, sql.range_sql[desc], [*where, end - start + 1, start]
+        )
         return self._ranked(rows, withscores, score_cast_func)
 
+    @command
     def zrevrange(
         self,
         key: Any,
@@ -191,9 +215,10 @@ class SortedSetCommands(StructureCommands):
         withscores: bool = False,
         score_cast_func: Callable[[float], Any] = float,
         version: int | None = None,
-    ) -> list[Any]:
-        return self.zrange(key, start, end, True, withscores, score_cast_func, version)
+    ) -> Steps[list[Any]]:
+        return (yield from self._range(key, start, end, True, withscores, score_cast_func, version))
 
+    @command
     def zrangebyscore(
         self,
         key: Any,
@@ -204,14 +229,17 @@ class SortedSetCommands(StructureCommands):
         withscores: bool = False,
         score_cast_func: Callable[[float], Any] = float,
         version: int | None = None,
-    ) -> list[Any]:
+    ) -> Steps[list[Any]]:
         """Members with scores from ``min`` to ``max`` (numbers, ``"-inf"``,
         ``"+inf"``, ``"(x"`` for exclusive), lowest first; ``start``/``num``
         page the result."""
-        return self._by_score(
-            key, min, max, start, num, withscores, score_cast_func, version, False
+        return (
+            yield from self._by_score(
+                key, min, max, start, num, withscores, score_cast_func, version, False
+            )
         )
 
+    @command
     def zrevrangebyscore(
         self,
         key: Any,
@@ -222,13 +250,17 @@ class SortedSetCommands(StructureCommands):
         withscores: bool = False,
         score_cast_func: Callable[[float], Any] = float,
         version: int | None = None,
-    ) -> list[Any]:
-        return self._by_score(key, min, max, start, num, withscores, score_cast_func, version, True)
+    ) -> Steps[list[Any]]:
+        return (
+            yield from self._by_score(
+                key, min, max, start, num, withscores, score_cast_func, version, True
+            )
+        )
 
     def _by_score(
         self, key: Any, min: Any, max: Any, start: int | None, num: int | None,
         withscores: bool, score_cast_func: Callable[[float], Any], version: int | None, desc: bool,
-    ) -> list[Any]:  # fmt: skip
+    ) -> Steps[list[Any]]:  # fmt: skip
         if (start is None) != (num is None):
             raise ValueError("``start`` and ``num`` must both be specified")
         sql, _ = self._structures()
@@ -236,7 +268,9 @@ class SortedSetCommands(StructureCommands):
         key_hash, where = self._where(key, version, ZSET)
         limit = _ALL if num is None or num < 0 else num
         text = sql.score_range_sql.format(bounds=bounds, order=sql.order[desc])
-        rows = self._read(key_hash, ZSET, text, [*where, *params, limit, start or 0])
+        rows = yield from self._read_steps(
+            key_hash, ZSET, text, [*where, *params, limit, start or 0]
+        )
         return self._ranked(rows, withscores, score_cast_func)
 
     def _ranked(self, rows: list[Any], withscores: bool, cast: Callable[[float], Any]) -> list[Any]:
@@ -244,22 +278,28 @@ class SortedSetCommands(StructureCommands):
             return [(self._decode_member(row), cast(self._score_out(row[6]))) for row in rows]
         return [self._decode_member(row) for row in rows]
 
+    @command
     def zrank(
         self, key: Any, value: Any, withscore: bool = False, version: int | None = None
-    ) -> Any:
+    ) -> Steps[Any]:
         """The member's rank, lowest score first (None if absent); with
         ``withscore``, ``[rank, score]``."""
-        return self._rank(key, value, withscore, version, False)
+        return (yield from self._rank(key, value, withscore, version, False))
 
+    @command
     def zrevrank(
         self, key: Any, value: Any, withscore: bool = False, version: int | None = None
-    ) -> Any:
-        return self._rank(key, value, withscore, version, True)
+    ) -> Steps[Any]:
+        return (yield from self._rank(key, value, withscore, version, True))
 
-    def _rank(self, key: Any, value: Any, withscore: bool, version: int | None, desc: bool) -> Any:
+    def _rank(
+        self, key: Any, value: Any, withscore: bool, version: int | None, desc: bool
+    ) -> Steps[Any]:
         sql, _ = self._structures()
         key_hash, where = self._where(key, version, ZSET)
-        rows = self._read(key_hash, ZSET, sql.rank_sql[desc], [*where, self._member_hash(value)])
+        rows = yield from self._read_steps(
+            key_hash, ZSET, sql.rank_sql[desc], [*where, self._member_hash(value)]
+        )
         if not rows:
             return None
         score, rank = rows[0]
@@ -267,46 +307,45 @@ class SortedSetCommands(StructureCommands):
 
     # -- removals ---------------------------------------------------------------
 
-    def zpopmin(self, key: Any, count: int | None = None, version: int | None = None) -> Any:
+    @command
+    def zpopmin(self, key: Any, count: int | None = None, version: int | None = None) -> Steps[Any]:
         """Remove and return the member with the lowest score as
         ``(member, score)`` (None if empty), or a list of up to ``count``."""
-        return self._pop(key, count, version, False)
+        return (yield from self._pop(key, count, version, False))
 
-    def zpopmax(self, key: Any, count: int | None = None, version: int | None = None) -> Any:
-        return self._pop(key, count, version, True)
+    @command
+    def zpopmax(self, key: Any, count: int | None = None, version: int | None = None) -> Steps[Any]:
+        return (yield from self._pop(key, count, version, True))
 
-    def _pop(self, key: Any, count: int | None, version: int | None, desc: bool) -> Any:
+    def _pop(self, key: Any, count: int | None, version: int | None, desc: bool) -> Steps[Any]:
         if count is not None and (type(count) is not int or count < 0):
             raise ValueError(f"count must be a positive int, not {count!r}")
-        sql, alias = self._structures()
+        sql, _ = self._structures()
         key_hash, where = self._where(key, version, ZSET)
         wanted = 1 if count is None else count
         rows: list[Any] = []
         if wanted:
-
-            def attempt() -> list[Any]:
-                with db.cursor(alias) as cursor:
-                    cursor.execute(sql.pop_sql[desc], [*where, wanted])
-                    return list(cursor.fetchall())
-
-            rows = db.retry_on_deadlock(alias, attempt)
+            popped, _ = yield Statement(sql.pop_sql[desc], [*where, wanted], True, True)
+            rows = list(popped)
         if rows:
-            self._drop_if_empty(key_hash, ZSET)
+            yield from self._drop_if_empty_steps(key_hash, ZSET)
         else:
-            self._check_kind(key_hash, ZSET)
+            yield from self._check_kind_steps(key_hash, ZSET)
         rows.sort(key=lambda row: (row[6], bytes(row[1])), reverse=desc)
         popped = [(self._decode_member(row), self._score_out(row[6])) for row in rows]
         if count is None:
             return popped[0] if popped else None
         return popped
 
-    def zremrangebyscore(self, key: Any, min: Any, max: Any, version: int | None = None) -> int:
+    @command
+    def zremrangebyscore(
+        self, key: Any, min: Any, max: Any, version: int | None = None
+    ) -> Steps[int]:
         sql, _ = self._structures()
         bounds, params = sql.score_bounds(_bound(min), _bound(max), qualified=False)
         key_hash, where = self._where(key, version, ZSET)
-        return self._remove(
-            key_hash, ZSET, sql.delete_scores_sql.format(bounds=bounds), [*where, *params]
-        )
+        text = sql.delete_scores_sql.format(bounds=bounds)
+        return (yield from self._remove_steps(key_hash, ZSET, text, [*where, *params]))
 
 
 def _score(value: Any) -> float:
