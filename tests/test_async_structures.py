@@ -15,23 +15,31 @@ The native path uses connections of its own, so these tests commit
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from asgiref.sync import sync_to_async
-from django.db import connection, connections
+from django.db import connection
 
 import keyval_backend.cache
 import keyval_backend.structures.base
 import keyval_backend.structures.expiry
 from keyval_backend.cache import KeyValCache
-from tests import test_redis_expiry, test_redis_hashes, test_redis_sets, test_redis_zsets
+from tests import (
+    test_async_native,
+    test_redis_expiry,
+    test_redis_hashes,
+    test_redis_sets,
+    test_redis_zsets,
+)
 from tests.conftest import SERIALIZER
 from tests.redis_reference import REFERENCE, build_cache, cache_spec
 from tests.test_async_native import NATIVE_VENDOR, Awaited
 from tests.test_redis_sets import two_sets  # noqa: F401  (a fixture of the tests below)
 from tests.test_redis_zsets import five  # noqa: F401  (a fixture of the tests below)
+
+# One event loop for the module, as test_async_native has.
+runner = test_async_native.runner
 
 pytestmark = pytest.mark.skipif(REFERENCE, reason="django-redis has no async hash commands")
 
@@ -40,13 +48,6 @@ pytestmark = pytest.mark.skipif(REFERENCE, reason="django-redis has no async has
 NATIVE_TWINS = frozenset(
     name for name in dir(KeyValCache) if hasattr(getattr(KeyValCache, name), "steps")
 ) | {"expire", "pexpire", "expire_at", "pexpire_at", "persist", "ttl", "pttl", "expires_in"}
-
-
-@pytest.fixture(scope="module")
-def runner() -> Iterator[asyncio.Runner]:
-    with asyncio.Runner() as runner:
-        yield runner
-        runner.run(sync_to_async(connections.close_all)())
 
 
 @pytest.fixture
