@@ -908,7 +908,7 @@ class KeyValCache(
         if driver is None:
             return await _in_thread(self.get, key, default, version)
         key_hash = self._key_hash(key, version)
-        rows, _ = await driver.run(
+        rows, _ = await driver.read(
             driver.dialect.get_sql, (self._store_hash, key_hash, time.time())
         )
         if not rows:
@@ -928,7 +928,7 @@ class KeyValCache(
             if driver is None:
                 return await _in_thread(self.get, key, default, version)
             ticket = memory.ticket()
-            rows, _ = await driver.run(
+            rows, _ = await driver.read(
                 driver.dialect.near_get_sql, (self._store_hash, key_hash, time.time())
             )
             value = self._near_filled(memory, ticket, key_hash, rows[0] if rows else None)
@@ -1063,7 +1063,7 @@ class KeyValCache(
         if driver is None:
             return await _in_thread(self.has_key, key, version)
         key_hash = self._key_hash(key, version)
-        rows, _ = await driver.run(
+        rows, _ = await driver.read(
             driver.dialect.has_key_sql, (self._store_hash, key_hash, time.time())
         )
         return bool(rows)
@@ -1153,7 +1153,7 @@ class KeyValCache(
         now = time.time()
         for start in range(0, len(hashes), size):
             query = dialect.get_many_query(self._store_hash, hashes[start : start + size], now)
-            rows, _ = await driver.run(*query)
+            rows, _ = await driver.read(*query)
             for key_hash, *stored in rows:
                 found[key_hash] = (stored[0], stored[1], stored[2])
         return self._merged(by_hash, held, found)

@@ -38,7 +38,7 @@ class ExpiryCommands(StructureCommands):
             return await sync_to_async(self.expires_in, thread_sensitive=True)(key, version)
         key_hash = self._key_hash(key, version)
         now = time.time()
-        rows, _ = await driver.run(driver.dialect.expires_sql, (self._store_hash, key_hash, now))
+        rows, _ = await driver.read(driver.dialect.expires_sql, (self._store_hash, key_hash, now))
         return _seconds_left(key, rows[0] if rows else None, now)
 
     def ttl(self, key: Any, version: int | None = None) -> int | None:

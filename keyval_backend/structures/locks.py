@@ -23,7 +23,7 @@ import uuid
 from types import SimpleNamespace, TracebackType
 from typing import Any
 
-from django.db import transaction
+from django.db import OperationalError, connections, transaction
 
 from .. import db
 from ..exceptions import LockError, LockNotOwnedError
@@ -184,7 +184,15 @@ class Lock:
                         fence = insert(cursor)
             return fence
 
-        return db.retry_on_deadlock(alias, attempt)
+        try:
+            return db.retry_on_deadlock(alias, attempt)
+        except OperationalError as exc:
+            # Contenders for one free lock can deadlock on InnoDB's gap locks
+            # (each victim rolled back whole) several times running: the lock
+            # was not taken, and acquire() tries again after its sleep.
+            if db.is_deadlock(exc) and not connections[alias].in_atomic_block:
+                return None
+            raise
 
     def _holder(self) -> bytes | None:
         cache = self.cache

@@ -18,7 +18,7 @@ from .. import db
 from ..codec import member_hash
 from ..patterns import compile_glob
 from .base import MemberRow, StructureCommands, async_twins
-from .steps import Statement, Steps, command
+from .steps import InThread, Statement, Steps, command
 
 SET = "set"
 
@@ -152,8 +152,9 @@ class SetCommands(StructureCommands):
 
     # -- set algebra ------------------------------------------------------------
 
-    def _rows_of(self, key: Any, version: int | None) -> dict[str, MemberRow]:
+    def _rows_of_steps(self, key: Any, version: int | None) -> Steps[dict[str, MemberRow]]:
         """Every member of a set as member parameters, by member hash."""
+        rows = yield from self._all_members_steps(key, version, SET)
         return {
             _hash_of(row): (
                 _hash_of(row),
@@ -165,57 +166,64 @@ class SetCommands(StructureCommands):
                 None,
                 None,
             )
-            for row in self._member_pages(key, version, SET)
+            for row in rows
         }
 
-    def _combine(
+    def _combine_steps(
         self,
         keys: tuple[Any, ...],
         version: int | None,
         op: Callable[[set[str], set[str]], set[str]],
-    ) -> dict[str, MemberRow]:
+    ) -> Steps[dict[str, MemberRow]]:
         if not keys:
             raise ValueError("at least one key is needed")
-        result = self._rows_of(keys[0], version)
+        result = yield from self._rows_of_steps(keys[0], version)
         chosen = set(result)
         for other in keys[1:]:
-            rows = self._rows_of(other, version)
+            rows = yield from self._rows_of_steps(other, version)
             result.update(rows)
             chosen = op(chosen, set(rows))
         return {h: result[h] for h in chosen}
 
-    def sdiff(self, *keys: Any, version: int | None = None) -> set[Any]:
-        return self._decoded(self._combine(keys, version, set.difference))
+    @command
+    def sdiff(self, *keys: Any, version: int | None = None) -> Steps[set[Any]]:
+        return self._decoded((yield from self._combine_steps(keys, version, set.difference)))
 
-    def sinter(self, *keys: Any, version: int | None = None) -> set[Any]:
-        return self._decoded(self._combine(keys, version, set.intersection))
+    @command
+    def sinter(self, *keys: Any, version: int | None = None) -> Steps[set[Any]]:
+        return self._decoded((yield from self._combine_steps(keys, version, set.intersection)))
 
-    def sunion(self, *keys: Any, version: int | None = None) -> set[Any]:
-        return self._decoded(self._combine(keys, version, set.union))
+    @command
+    def sunion(self, *keys: Any, version: int | None = None) -> Steps[set[Any]]:
+        return self._decoded((yield from self._combine_steps(keys, version, set.union)))
 
+    @command
     def sdiffstore(
         self,
         dest: Any,
         *keys: Any,
         version_dest: int | None = None,
         version_keys: int | None = None,
-    ) -> int:
-        return self._store_result(
-            dest, version_dest, self._combine(keys, version_keys, set.difference)
-        )
+    ) -> Steps[int]:
+        rows = yield from self._combine_steps(keys, version_keys, set.difference)
+        return (yield InThread(self._store_result, (dest, version_dest, rows)))  # type: ignore[no-any-return]
 
-    def sinterstore(self, dest: Any, *keys: Any, version: int | None = None) -> int:
-        return self._store_result(dest, version, self._combine(keys, version, set.intersection))
+    @command
+    def sinterstore(self, dest: Any, *keys: Any, version: int | None = None) -> Steps[int]:
+        rows = yield from self._combine_steps(keys, version, set.intersection)
+        return (yield InThread(self._store_result, (dest, version, rows)))  # type: ignore[no-any-return]
 
-    def sunionstore(self, destination: Any, *keys: Any, version: int | None = None) -> int:
-        return self._store_result(destination, version, self._combine(keys, version, set.union))
+    @command
+    def sunionstore(self, destination: Any, *keys: Any, version: int | None = None) -> Steps[int]:
+        rows = yield from self._combine_steps(keys, version, set.union)
+        return (yield InThread(self._store_result, (destination, version, rows)))  # type: ignore[no-any-return]
 
     def _decoded(self, rows: dict[str, MemberRow]) -> set[Any]:
         return {self._decode_member(row[1:4]) for row in rows.values()}
 
     def _store_result(self, dest: Any, version: int | None, rows: dict[str, MemberRow]) -> int:
-        """Replace ``dest`` (whatever it held) with a set of ``rows``; an empty
-        result leaves no key, as in Redis."""
+        """Replace ``dest`` (whatever it held) with a set of ``rows``, in one
+        transaction; an empty result leaves no key, as in Redis."""
         sql, alias = self._structures()
         dest_hash = self._key_hash(dest, version)
         with transaction.atomic(using=alias):
@@ -248,10 +256,18 @@ class SetCommands(StructureCommands):
         for member in await self.asscan(key, match, count, version):  # type: ignore[attr-defined]
             yield member
 
+    @command
     def sscan(
         self, key: Any, match: str | None = None, count: int | None = 10, version: int | None = None
-    ) -> set[Any]:
-        return set(self.sscan_iter(key, match, count, version))
+    ) -> Steps[set[Any]]:
+        regex = compile_glob(match)[1] if match is not None else None
+        rows = yield from self._all_members_steps(key, version, SET)
+        members = map(self._decode_member, rows)
+        return {
+            member
+            for member in members
+            if regex is None or (isinstance(member, str) and regex.fullmatch(member))
+        }
 
 
 def _hash_of(row: Any) -> str:

@@ -148,7 +148,7 @@ async def _arun(driver: Driver[Any], request: Request) -> Any:
     statement = request
     if statement.write:
         return await aio.retry_on_deadlock(lambda: driver.run(statement.sql, statement.params))
-    return await driver.run(statement.sql, statement.params)
+    return await driver.read(statement.sql, statement.params)
 
 
 __all__ = ["Atomic", "InThread", "Result", "Statement", "Steps", "adrive", "command", "drive"]
