@@ -27,6 +27,7 @@ from django.db import DatabaseError, connection, connections, transaction
 import keyval_backend.cache
 from keyval_backend import aio
 from keyval_backend.aio import NativeTransactionError
+from keyval_backend.aio import sqlite as aio_sqlite
 from keyval_backend.cache import KeyValCache
 from tests import test_cache_api, test_expiry
 
@@ -374,6 +375,37 @@ def test_a_busy_sqlite_database_waits_in_a_thread_not_in_the_loop(cache: KeyValC
     assert waited >= 0.25
     assert worst_gap < 0.2  # the loop kept running meanwhile
     assert cache.get("k") == "after"
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's inline statements")
+def test_a_task_awaiting_inline_statements_back_to_back_lets_others_run(
+    cache: KeyValCache,
+) -> None:
+    cache.set("k", "v")
+
+    async def reads_and_a_ticker() -> tuple[int, float]:
+        turns = 0
+        done = False
+
+        async def ticker() -> None:
+            nonlocal turns
+            while not done:
+                turns += 1
+                await asyncio.sleep(0)
+
+        ticking = asyncio.create_task(ticker())
+        await asyncio.sleep(0)
+        started = time.perf_counter()
+        for _ in range(2000):  # no await that suspends but the reads' own
+            await cache.aget("k")
+        took = time.perf_counter() - started
+        done = True
+        await ticking
+        return turns, took
+
+    turns, took = asyncio.run(reads_and_a_ticker())
+    # The reads yield once per TURN_BUDGET of inline statements.
+    assert turns >= took / aio_sqlite.TURN_BUDGET / 4
 
 
 @pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's busy hand-off")

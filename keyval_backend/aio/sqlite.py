@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,6 +34,10 @@ from .base import Driver, LoopState, Result, translated
 
 # Inline writes between two passive checkpoints run in the thread.
 CHECKPOINT_EVERY = 1000
+# Seconds of inline statements one turn of the event loop may run before the
+# statement's task yields to the others (a task awaiting statement after
+# statement would otherwise never let the loop run anything else).
+TURN_BUDGET = 0.00025
 _BUSY = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
@@ -52,6 +57,24 @@ class SQLiteState(LoopState):
         self.writes = 0
         self.handed_off = 0  # statements that ran in the thread
         self._checkpoint: asyncio.Task[Any] | None = None
+        self._loop = asyncio.get_running_loop()
+        self._turn_started: float | None = None
+
+    async def take_turn(self) -> None:
+        """Before an inline statement: yield to the loop's other tasks if
+        this turn of the loop has run inline statements for TURN_BUDGET."""
+        now = time.perf_counter()
+        if self._turn_started is not None:
+            if now - self._turn_started <= TURN_BUDGET:
+                return
+            await asyncio.sleep(0)
+            now = time.perf_counter()
+        self._turn_started = now
+        # Run at the loop's next turn: a new budget.
+        self._loop.call_soon(self._new_turn)
+
+    def _new_turn(self) -> None:
+        self._turn_started = None
 
     async def in_thread(self, sql: str, params: Sequence[Any]) -> Result:
         """Run a statement on the thread's connection, waiting for the lock
@@ -146,6 +169,7 @@ class SQLiteDriver(Driver[SQLiteState]):
         try:
             if writes and not state.inline_writes:
                 return await state.in_thread(translated_sql, params)
+            await state.take_turn()
             cursor = state.cursor
             try:
                 cursor.execute(translated_sql, params)
