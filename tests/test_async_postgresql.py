@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -23,21 +23,15 @@ from django.db import DatabaseError, OperationalError, ProgrammingError, connect
 
 from keyval_backend.aio.postgresql import Pool, _query
 from keyval_backend.cache import KeyValCache
+from tests import test_async_native
 
 pytestmark = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="PostgreSQL's native driver"
 )
 
 
-@pytest.fixture
-def cache(transactional_db: None, use_caches: Callable[..., None]) -> KeyValCache:
-    use_caches(keyval={"BACKEND": "keyval_backend.cache.KeyValCache"})
-    from django.core.cache import caches
-
-    backend = caches["keyval"]
-    assert isinstance(backend, KeyValCache)
-    backend.set("warm", 0)  # builds the dialect, as any first call does
-    return backend
+# A KeyValCache on a committing test database, its dialect built.
+cache = test_async_native.cache
 
 
 def _pool(cache: KeyValCache) -> Pool:
