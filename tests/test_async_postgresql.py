@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
@@ -242,20 +242,25 @@ def test_a_connection_the_server_ends_is_replaced(cache: KeyValCache) -> None:
 
 
 @pytest.fixture
-def prepared(cache: KeyValCache) -> Iterator[KeyValCache]:
+def prepare_threshold() -> Iterator[Callable[[int], None]]:
+    """Set ``OPTIONS["prepare_threshold"]`` for the pools the test opens."""
     options = connection.settings_dict["OPTIONS"]
-    had = "prepare_threshold" in options
-    old = options.get("prepare_threshold")
-    options["prepare_threshold"] = 1
-    yield cache
+    had, old = "prepare_threshold" in options, options.get("prepare_threshold")
+
+    def use(threshold: int) -> None:
+        options["prepare_threshold"] = threshold
+
+    yield use
     if had:
         options["prepare_threshold"] = old
     else:
-        del options["prepare_threshold"]
+        options.pop("prepare_threshold", None)
 
 
-def test_prepare_threshold_prepares_statements_by_name(prepared: KeyValCache) -> None:
-    cache = prepared
+def test_prepare_threshold_prepares_statements_by_name(
+    cache: KeyValCache, prepare_threshold: Callable[[int], None]
+) -> None:
+    prepare_threshold(1)
     cache.set_many({f"k{i}": i for i in range(5)})
 
     async def reads() -> tuple[list[Any], list[Any]]:
@@ -269,3 +274,25 @@ def test_prepare_threshold_prepares_statements_by_name(prepared: KeyValCache) ->
     values, rows = asyncio.run(reads())
     assert values == [0, 1, 2, 3, 4, "default"]
     assert any(name.startswith("_keyval_") for (name,) in rows)
+
+
+def test_a_prepare_skipped_by_another_reads_error_is_prepared_again(
+    cache: KeyValCache, prepare_threshold: Callable[[int], None]
+) -> None:
+    prepare_threshold(0)  # every text prepared at its first use
+    cache.set("k", "v")
+
+    async def error_then_reads() -> list[Any]:
+        driver = cache._native()
+        assert driver is not None
+        await driver.read("SELECT 1", ())
+        _pool(cache).max_size = 1
+        # One group on the one connection: the error first, so the server
+        # skips the PREPARE of the read after it.
+        bad = driver.read("SELECT no_such_column FROM keyval_backend_entry", ())
+        results = await asyncio.gather(bad, cache.aget("k"), return_exceptions=True)
+        return [*results, await cache.aget("k"), await cache.ahas_key("k")]
+
+    error, *values = asyncio.run(error_then_reads())
+    assert isinstance(error, ProgrammingError)
+    assert values == ["v", "v", True]

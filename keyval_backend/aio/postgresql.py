@@ -65,8 +65,15 @@ _TUPLES = ExecStatus.TUPLES_OK
 # A prepared statement's key: its text and its parameters' types.
 _Key = tuple[str, tuple[int, ...]]
 _NAMES = itertools.count()
-# In Connection.in_flight: a PREPARE sent ahead of its statement.
-_PREPARE: Any = object()
+
+
+class _Prepare:
+    """In Connection.in_flight: a PREPARE sent ahead of its statement."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: _Key) -> None:
+        self.key = key
 
 
 class Connection:
@@ -105,7 +112,7 @@ class Connection:
         self._uses: dict[_Key, int] = {}
         self._names: dict[_Key, bytes] = {}
         # What was sent and is not answered yet, in order: each statement's
-        # future (after _PREPARE if it is prepared on the way), and the sync
+        # future (after a _Prepare if it is prepared on the way), and the sync
         # points (None) that end each group of them.
         self.in_flight: deque[Any] = deque()
         self._outcome: PGresult | None = None  # in_flight[0]'s answer so far
@@ -190,7 +197,7 @@ class Connection:
                 return None, None
             name = self._names[key] = f"_keyval_{next(_NAMES)}".encode()
             self.pgconn.send_prepare(name, _query(sql), param_types=types)
-            self.in_flight.append(_PREPARE)
+            self.in_flight.append(_Prepare(key))
         return key, name
 
     def rows(self, answer: PGresult, key: _Key | None) -> Result:
@@ -217,13 +224,25 @@ class Connection:
         pgconn = self.pgconn
         try:
             pgconn.consume_input()
+            nulls = 0
             while self.in_flight and not pgconn.is_busy():
                 result = pgconn.get_result()
                 if result is None:  # the end of one statement's results
                     if self._outcome is None:
+                        # Only ever once in a row (libpq's end of a group);
+                        # again would mean libpq has nothing we wait for.
+                        if nulls:
+                            raise psycopg.InterfaceError("lost track of the server's answers")
+                        nulls += 1
                         continue
+                    nulls = 0
                     head = self.in_flight.popleft()
-                    if head is _PREPARE:
+                    if isinstance(head, _Prepare):
+                        if self._outcome.status != ExecStatus.COMMAND_OK:
+                            # Not prepared (failed, or skipped in an aborted
+                            # group): the next use prepares it anew.
+                            self._names.pop(head.key, None)
+                            self._uses.pop(head.key, None)
                         # A failed PREPARE is the answer of its statement.
                         if self._outcome.status != _FATAL:
                             self._outcome = None
@@ -233,6 +252,7 @@ class Connection:
                     self._answered.append((head, self._outcome))
                     self._outcome = None
                 elif result.status == _SYNC:
+                    nulls = 0
                     self.in_flight.popleft()
                     answered, self._answered = self._answered, []
                     for future, outcome in answered:
@@ -240,8 +260,10 @@ class Connection:
                             future.set_result(outcome)
                     if not self.in_flight:
                         self._pool.settled(self)
-                elif self._outcome is None or self._outcome.status != _FATAL:
-                    self._outcome = result  # the first error, else the last result
+                else:
+                    nulls = 0
+                    if self._outcome is None or self._outcome.status != _FATAL:
+                        self._outcome = result  # the first error, else the last result
             if pgconn.status == ConnStatus.BAD:
                 raise psycopg.OperationalError("the connection to the server was lost")
         except psycopg.Error as exc:
@@ -375,7 +397,9 @@ class Pool(LoopState):
                 continue
             target = min(
                 self.connections,
-                key=lambda c: len(c.in_flight) + len(c.claims) + c.exclusive,
+                # Not behind a write (it may wait for a lock), then the
+                # fewest writes waiting, then the fewest reads in flight.
+                key=lambda c: (c.exclusive, len(c.claims), len(c.in_flight)),
             )
             claim: asyncio.Future[Connection | None] = asyncio.get_running_loop().create_future()
             target.claims.append(claim)
@@ -387,7 +411,7 @@ class Pool(LoopState):
                 elif claim.done() and not claim.cancelled() and claim.result() is target:
                     self.release(target)  # granted as the task was cancelled
                 raise
-            if granted is not None:
+            if granted is not None and not granted.closed:
                 return granted
             # The connection went away; look again.
 
@@ -430,15 +454,20 @@ class Pool(LoopState):
             raise psycopg.OperationalError("the event loop's connection pool is closed")
         self.size += 1
         self.most = max(self.most, self.size)
+        raw = None
         try:
             raw = await psycopg.AsyncConnection.connect(**self._params)
             if self._role:
                 await raw.execute(
                     psycopg_sql.SQL("SET ROLE {}").format(psycopg_sql.Identifier(self._role))
                 )
+            if self.closed:
+                raise psycopg.OperationalError("the event loop's connection pool is closed")
             connection = Connection(self, raw, self._threshold)
         except BaseException:
             self.size -= 1
+            if raw is not None:
+                raw.pgconn.finish()
             self._wake()
             raise
         connection.exclusive = exclusive

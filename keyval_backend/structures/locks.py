@@ -189,10 +189,13 @@ class Lock:
         except OperationalError as exc:
             # Contenders for one free lock can deadlock on InnoDB's gap locks
             # (each victim rolled back whole) several times running: the lock
-            # was not taken, and acquire() tries again after its sleep.
-            if db.is_deadlock(exc) and not connections[alias].in_atomic_block:
-                return None
-            raise
+            # is not taken, and acquire() tries again after its sleep. A row
+            # of this token's that the first INSERT committed (MySQL writes
+            # it again to draw its fence) goes first: no one would hold it.
+            if not db.is_deadlock(exc) or connections[alias].in_atomic_block:
+                raise
+            self._update(sql.lock_release_sql, token)
+            return None
 
     def _holder(self) -> bytes | None:
         cache = self.cache
