@@ -16,15 +16,15 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import psycopg
 import pytest
 from django.conf import settings
 from django.db import DatabaseError, OperationalError, ProgrammingError, connection
 
-from keyval_backend.aio.postgresql import Pool, _query
 from keyval_backend.cache import KeyValCache
 from tests import test_async_native
 
+# The driver's modules are imported by the tests, which skip elsewhere (and
+# without psycopg, the postgres extra, PostgreSQL's tests do not run).
 pytestmark = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="PostgreSQL's native driver"
 )
@@ -34,7 +34,9 @@ pytestmark = pytest.mark.skipif(
 cache = test_async_native.cache
 
 
-def _pool(cache: KeyValCache) -> Pool:
+def _pool(cache: KeyValCache) -> Any:
+    from keyval_backend.aio.postgresql import Pool
+
     driver = cache._native()
     assert driver is not None
     pool = driver.pool()  # type: ignore[attr-defined]
@@ -42,14 +44,18 @@ def _pool(cache: KeyValCache) -> Pool:
     return pool
 
 
-def _sync_connection() -> psycopg.Connection[Any]:
+def _sync_connection() -> Any:
     """A connection of the test's own, outside Django (to hold locks)."""
+    import psycopg
+
     params = connection.get_connection_params()
     params.pop("cursor_factory", None)
     return psycopg.connect(**params)
 
 
 def test_placeholders_become_numbered_parameters() -> None:
+    from keyval_backend.aio.postgresql import _query
+
     assert _query("SELECT %s, %s") == b"SELECT $1, $2"
     assert _query("SELECT 'a%%b' || %s") == b"SELECT 'a%b' || $1"
     assert _query("SELECT 1") == b"SELECT 1"
