@@ -242,10 +242,10 @@ class SetCommands(StructureCommands):
     ) -> Iterator[Any]:
         """Every member (that is a str matching the glob ``match``, if given),
         read a page at a time."""
-        regex = compile_glob(match)[1] if match is not None else None
+        matches = _matcher(match)
         for row in self._member_pages(key, version, SET):
             member = self._decode_member(row)
-            if regex is None or (isinstance(member, str) and regex.fullmatch(member)):
+            if matches(member):
                 yield member
 
     async def asscan_iter(
@@ -260,14 +260,18 @@ class SetCommands(StructureCommands):
     def sscan(
         self, key: Any, match: str | None = None, count: int | None = 10, version: int | None = None
     ) -> Steps[set[Any]]:
-        regex = compile_glob(match)[1] if match is not None else None
+        matches = _matcher(match)
         rows = yield from self._all_members_steps(key, version, SET)
-        members = map(self._decode_member, rows)
-        return {
-            member
-            for member in members
-            if regex is None or (isinstance(member, str) and regex.fullmatch(member))
-        }
+        return {member for member in map(self._decode_member, rows) if matches(member)}
+
+
+def _matcher(match: str | None) -> Callable[[Any], bool]:
+    """Whether a member is kept by the scan: every member without ``match``,
+    else a str that matches the glob."""
+    if match is None:
+        return lambda member: True
+    regex = compile_glob(match)[1]
+    return lambda member: isinstance(member, str) and regex.fullmatch(member) is not None
 
 
 def _hash_of(row: Any) -> str:
