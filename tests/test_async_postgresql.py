@@ -302,3 +302,28 @@ def test_a_prepare_skipped_by_another_reads_error_is_prepared_again(
     error, *values = asyncio.run(error_then_reads())
     assert isinstance(error, ProgrammingError)
     assert values == ["v", "v", True]
+
+
+def test_a_prepared_statement_the_server_dropped_is_prepared_again(
+    cache: KeyValCache, prepare_threshold: Callable[[int], None]
+) -> None:
+    prepare_threshold(0)
+    cache.set("k", "v")
+
+    async def drop_then_read() -> list[Any]:
+        driver = cache._native()
+        assert driver is not None
+        assert await cache.aget("k") == "v"  # prepared on the pool's connection
+        await driver.read("DEALLOCATE ALL", ())  # as a pooler's DISCARD ALL does
+        results: list[Any] = []
+        for _ in range(2):
+            try:
+                results.append(await cache.aget("k"))
+            except ProgrammingError as exc:
+                results.append(exc)
+        return results
+
+    first, second = asyncio.run(drop_then_read())
+    assert isinstance(first, ProgrammingError)
+    assert "does not exist" in str(first)
+    assert second == "v"

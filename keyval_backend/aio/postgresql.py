@@ -52,7 +52,7 @@ from django.db import connections
 from psycopg import errors as psycopg_errors
 from psycopg import sql as psycopg_sql
 from psycopg.adapt import PyFormat, Transformer
-from psycopg.pq import ConnStatus, ExecStatus, TransactionStatus
+from psycopg.pq import ConnStatus, DiagnosticField, ExecStatus, TransactionStatus
 from psycopg.pq.abc import PGresult
 
 from .base import Driver, LoopState, Result, translated
@@ -65,6 +65,7 @@ _TUPLES = ExecStatus.TUPLES_OK
 # A prepared statement's key: its text and its parameters' types.
 _Key = tuple[str, tuple[int, ...]]
 _NAMES = itertools.count()
+_NO_STATEMENT = b"26000"  # invalid_sql_statement_name: no such prepared statement
 
 
 class _Prepare:
@@ -204,8 +205,9 @@ class Connection:
         """An answer's rows and row count, or its error raised."""
         status = answer.status
         if status != _TUPLES and status != ExecStatus.COMMAND_OK:
-            if key is not None:
-                # The server may not have the statement: prepare it anew.
+            if key is not None and answer.error_field(DiagnosticField.SQLSTATE) == _NO_STATEMENT:
+                # The server no longer has it (a pooler's DISCARD): prepare
+                # it anew. After any other error it is still there.
                 self._names.pop(key, None)
                 self._uses.pop(key, None)
             if status == _FATAL:
