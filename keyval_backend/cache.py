@@ -6,7 +6,7 @@ import copy
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import nullcontext
 from typing import Any, TypeVar
 
@@ -1206,6 +1206,15 @@ class KeyValCache(
         if self._near is not None:
             self._near_written(hashes)
 
+    async def aclear(self) -> None:
+        driver = self._native()
+        if driver is None:
+            return await _in_thread(self.clear)
+        await driver.run(driver.dialect.clear_sql, (self._store_hash,))
+        self._entries = 0
+        if self._near is not None:
+            self._near_cleared()
+
     async def aclose(self, **kwargs: Any) -> None:
         """Close the native driver's connections of the running event loop
         (the next call opens them again). They close by themselves when the
@@ -1263,25 +1272,48 @@ class KeyValCache(
         ``prefix`` (and fully match ``match``), a page at a time; from
         ``READ_DATABASE`` if set, unless not ``stale_ok`` (keys about to be
         deleted are read where they will be deleted)."""
-        low, high, unmake = self._key_range(prefix, version, key_prefix)
-        size = page_size or PAGE_SIZE
-        after = None
-        while True:
-            dialect, cursor = self._read_sql() if stale_ok else self._sql()
-            query = dialect.page_query(
-                values, self._store_hash, after, time.time(), low, high, size
-            )
-            with cursor:
-                cursor.execute(*query)
-                rows = cursor.fetchall()
-            for row in rows:
-                key = unmake(decode_name(row[1]))
-                if key is not None and (match is None or match.fullmatch(key)):
-                    value = self._decode(row[0], row[2], row[3], row[4]) if values else None
-                    yield key, row[0], value
-            if len(rows) < size:
-                return
-            after = dialect.page_after(rows[-1])
+        pages = self._key_pages(prefix, version, values, match, key_prefix, page_size)
+        while not pages.done:
+            yield from pages.take(*self._page(pages, stale_ok))
+
+    def _key_pages(
+        self,
+        prefix: str,
+        version: int | None,
+        values: bool = False,
+        match: re.Pattern[str] | None = None,
+        key_prefix: str | None = None,
+        page_size: int | None = None,
+    ) -> KeyPages:
+        return KeyPages(self, prefix, version, values, match, key_prefix, page_size)
+
+    def _page(self, pages: KeyPages, stale_ok: bool) -> tuple[Dialect, list[Any]]:
+        """The next page's rows, read on Django's connection."""
+        dialect, cursor = self._read_sql() if stale_ok else self._sql()
+        with cursor:
+            cursor.execute(*pages.query(dialect))
+            return dialect, cursor.fetchall()
+
+    async def _apages(
+        self,
+        prefix: str,
+        version: int | None,
+        match: re.Pattern[str] | None,
+        page_size: int | None,
+    ) -> AsyncIterator[tuple[str, str]]:
+        """:meth:`_pages` of keys (no values) from an event loop: each page
+        read on the native driver of ``READ_DATABASE`` (else of
+        :attr:`database`), or in Django's thread where there is none."""
+        pages = self._key_pages(prefix, version, False, match, None, page_size)
+        driver = self._native_read()
+        while not pages.done:
+            if driver is None:
+                found = pages.take(*await _in_thread(self._page, pages, True))
+            else:
+                rows, _ = await driver.read(*pages.query(driver.dialect))
+                found = pages.take(driver.dialect, rows)
+            for key, key_hash, _ in found:
+                yield key, key_hash
 
     def iter_items(self, prefix: str = "", version: int | None = None) -> Iterator[tuple[str, Any]]:
         """``(key, value)`` pairs of the live keys of this store (of this
@@ -1299,6 +1331,58 @@ class KeyValCache(
         with cursor:
             cursor.execute(dialect.count_sql, (self._store_hash, time.time(), low, high))
             return int(cursor.fetchone()[0])
+
+
+class KeyPages:
+    """One walk through the key index, a page per statement: the statement of
+    the next page, and the keys of its rows. It does no I/O, so the sync
+    iterators run its statements on Django's connection and the async ones
+    (and delete_pattern's steps) on the native driver."""
+
+    __slots__ = ("after", "cache", "done", "high", "low", "match", "size", "unmake", "values")
+
+    def __init__(
+        self,
+        cache: KeyValCache,
+        prefix: str,
+        version: int | None,
+        values: bool,
+        match: re.Pattern[str] | None,
+        key_prefix: str | None,
+        page_size: int | None,
+    ) -> None:
+        self.cache = cache
+        self.low, self.high, self.unmake = cache._key_range(prefix, version, key_prefix)
+        self.values = values
+        self.match = match
+        self.size = page_size or PAGE_SIZE
+        self.after: Any = None
+        self.done = False
+
+    def query(self, dialect: Dialect) -> tuple[str, tuple[Any, ...]]:
+        return dialect.page_query(
+            self.values,
+            self.cache._store_hash,
+            self.after,
+            time.time(),
+            self.low,
+            self.high,
+            self.size,
+        )
+
+    def take(self, dialect: Dialect, rows: Sequence[Any]) -> list[tuple[str, str, Any]]:
+        """``(key, key hash, value or None)`` of the page's rows that match."""
+        if len(rows) < self.size:
+            self.done = True
+        else:
+            self.after = dialect.page_after(rows[-1])
+        found = []
+        for row in rows:
+            key = self.unmake(decode_name(row[1]))
+            if key is not None and (self.match is None or self.match.fullmatch(key)):
+                value = self.cache._decode(row[0], row[2], row[3], row[4]) if self.values else None
+                found.append((key, row[0], value))
+        return found
 
 
 async def _in_thread(method: Callable[..., _T], *args: Any) -> _T:

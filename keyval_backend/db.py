@@ -238,8 +238,11 @@ def raise_if_read_only(alias: str, exc: DatabaseError) -> None:
     ) from exc
 
 
-# Deadlock errors: MySQL/MariaDB error 1213, PostgreSQL SQLSTATE 40P01.
-_MYSQL_DEADLOCK = 1213
+# Deadlock errors: MySQL/MariaDB error 1213, PostgreSQL SQLSTATE 40P01. And
+# 1467 ("Failed to read auto-increment value") is how MariaDB reports a
+# deadlock on InnoDB's table AUTO-INC lock, which an INSERT ... SELECT holds to
+# its end: the transaction is rolled back as for 1213 (MDEV-33593).
+_MYSQL_DEADLOCKS = (1213, 1467)
 _POSTGRES_DEADLOCK = "40P01"
 DEADLOCK_ATTEMPTS = 5
 
@@ -251,7 +254,7 @@ def is_deadlock(exc: BaseException) -> bool:
     if getattr(cause, "sqlstate", None) == _POSTGRES_DEADLOCK:
         return True
     args: tuple[Any, ...] = getattr(cause, "args", ())
-    return bool(args) and args[0] == _MYSQL_DEADLOCK
+    return bool(args) and args[0] in _MYSQL_DEADLOCKS
 
 
 def retry_on_deadlock(alias: str, operation: Callable[[], T]) -> T:

@@ -82,6 +82,28 @@ def spop_all(worker: int, thread: int, spec: Spec, key: str, count: int | None) 
             popped.extend(got)
 
 
+def smove_all(worker: int, thread: int, spec: Spec, source: str, members: list[str]) -> list[str]:
+    """Move every member of ``source`` into a set of this worker's own, in an
+    order of its own; the members this worker moved."""
+    cache = build_cache(spec)
+    mine = list(members)
+    random.Random(worker * 10 + thread).shuffle(mine)
+    return [member for member in mine if cache.smove(source, f"to-{worker}-{thread}", member)]
+
+
+def smove_to_and_fro(
+    worker: int, thread: int, spec: Spec, keys: list[str], members: list[str], rounds: int
+) -> int:
+    """Move every member between the two sets ``keys``, half the workers one
+    way and half the other, ``rounds`` times; how many moves succeeded."""
+    cache = build_cache(spec)
+    moved = 0
+    for turn in range(rounds):
+        source, destination = keys if (worker + thread + turn) % 2 else keys[::-1]
+        moved += sum(cache.smove(source, destination, member) for member in members)
+    return moved
+
+
 def get_or_set_locked(worker: int, thread: int, spec: Spec, key: str) -> Any:
     """``get_or_set(lock=True)`` of a slow computation that counts its runs."""
     cache = build_cache(spec)

@@ -13,6 +13,7 @@ The native path uses connections of its own, so these tests commit
 from __future__ import annotations
 
 import asyncio
+import inspect
 import itertools
 import sqlite3
 import threading
@@ -54,7 +55,7 @@ class Awaited:
     def __getattr__(self, name: str) -> Any:
         if name in self._twins:
             twin = getattr(self._cache, f"a{name}")
-            return lambda *args, **kwargs: self._runner.run(twin(*args, **kwargs))
+            return lambda *args, **kwargs: self._runner.run(_awaited(twin(*args, **kwargs)))
         return getattr(self._cache, name)
 
     def __contains__(self, key: Any) -> bool:
@@ -62,6 +63,14 @@ class Awaited:
 
     def store(self, name: str) -> Awaited:
         return Awaited(self._cache.store(name), self._runner, self._twins)
+
+
+async def _awaited(called: Any) -> Any:
+    """What an ``a*`` twin gives: a coroutine's result, or an async
+    iterator's items as an iterator (the sync method's iterator)."""
+    if inspect.isasyncgen(called):
+        return iter([item async for item in called])
+    return await called
 
 
 @pytest.fixture(scope="module")
@@ -198,6 +207,10 @@ def test_every_core_method_runs_without_the_thread(cache: KeyValCache) -> None:
         await cache.adelete_many(["m1", "u"])
         assert await cache.adelete("k") is True
         assert await cache.aget_or_set("g", lambda: "made") == "made"
+        other = cache.store("other")
+        await other.aset("o", 1)
+        await other.aclear()
+        assert await other.aget("o") is None
 
     asyncio.run(calls())
     assert cache.get_many(["n", "c", "g", "m1", "u", "k"]) == {"n": 7, "c": 2, "g": "made"}
@@ -323,6 +336,25 @@ def test_a_cancelled_statement_leaves_no_broken_connection(cache: KeyValCache) -
     assert time.perf_counter() - started < 5  # the loop ended without waiting for the sleep
     assert values == ["before"] * 30
     assert size <= most <= 10
+    # The server was asked to cancel the statement, not left running it.
+    assert _backends_running("SELECT pg_sleep(10)", within=5) == 0
+
+
+def _backends_running(query: str, within: float) -> int:
+    """How many server backends still run ``query`` once ``within`` seconds
+    have passed, or as soon as none does (a cancel request is answered
+    asynchronously by the server)."""
+    deadline = time.monotonic() + within
+    while True:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT COUNT(*) FROM pg_stat_activity WHERE state = 'active' AND query = %s",
+                [query],
+            )
+            running = int(cursor.fetchone()[0])
+        if not running or time.monotonic() > deadline:
+            return running
+        time.sleep(0.05)
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's pool")
@@ -454,6 +486,20 @@ def test_read_database_serves_the_native_reads_too(use_caches: Callable[..., Non
         assert await cache.aget("k") == "v"
         assert await cache.aget_many(["k"]) == {"k": "v"}
         assert await cache.ahas_key("k") is True
+        read = reads.read
+        aliases = []
+
+        async def spy(sql: str, params: Any) -> Any:
+            aliases.append(reads.alias)
+            return await read(sql, params)
+
+        reads.read = spy  # type: ignore[method-assign]
+        try:
+            assert await cache.akeys("*") == ["k"]
+            assert [key async for key in cache.aiter_keys("k*")] == ["k"]
+        finally:
+            del reads.read
+        assert aliases == ["replica", "replica"]
         assert await cache.aset("k", "w") is True
         return reads.alias, writes.alias
 

@@ -37,7 +37,7 @@ from django.db import (
 )
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from keyval_backend import KeyVal
+from keyval_backend import KeyVal, db
 from keyval_backend.cache import KeyValCache
 from keyval_backend.db import DEADLOCK_ATTEMPTS
 
@@ -523,6 +523,7 @@ RETRIED: dict[str, tuple[Callable[[KeyValCache], Any], Any, Callable[[KeyValCach
     "incr": (lambda c: c.incr("k"), 2, lambda c: c.get("k") == 2),
     "set_many": (lambda c: c.set_many({"k": 2, "new": 2}), [], lambda c: c.get("new") == 2),
     "delete_many": (lambda c: c.delete_many(["k", "gone"]), None, lambda c: c.count() == 0),
+    "delete_pattern": (lambda c: c.delete_pattern("*"), 2, lambda c: c.count() == 0),
     "purge_expired": (lambda c: c.purge_expired(), 1, lambda c: c.count() == 2),
 }
 
@@ -549,6 +550,20 @@ def test_a_write_that_loses_a_deadlock_runs_again(
         assert call(cache) == returns
     assert losses.seen == DEADLOCK_ATTEMPTS
     assert done(cache)
+
+
+@pytest.mark.parametrize(
+    ("error", "deadlock"),
+    [
+        (OperationalError(1213, "Deadlock found when trying to get lock"), True),
+        # MariaDB's report of a deadlock on InnoDB's AUTO-INC lock (MDEV-33593).
+        (OperationalError(1467, "Failed to read auto-increment value from storage engine"), True),
+        (OperationalError(1205, "Lock wait timeout exceeded"), False),
+        (OperationalError("server closed the connection unexpectedly"), False),
+    ],
+)
+def test_what_counts_as_a_deadlock(error: OperationalError, deadlock: bool) -> None:
+    assert db.is_deadlock(error) is deadlock
 
 
 def test_a_write_that_keeps_losing_deadlocks_raises(transactional_db: None) -> None:

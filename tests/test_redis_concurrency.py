@@ -1,6 +1,6 @@
 """Races between real processes on the django-redis API: locks that never
 have two holders, increments of hash fields and sorted set scores that lose
-nothing, set members added and popped exactly once, and a lock whose holder
+nothing, set members added, popped and moved exactly once, and a lock whose holder
 is killed taken over once its timeout passes.
 
 The workers are those of ``tests/test_concurrency.py`` (:mod:`tests.
@@ -192,6 +192,45 @@ def test_spop_race_hands_out_each_member_once(
     assert {member: n for member, n in popped.items() if n != 1} == {}
     assert set(popped) == set(members)
     assert rcache.has_key("s") is False
+
+
+def test_smove_race_moves_each_member_once(rcache: Any, workers: WorkerPool, spec: Any) -> None:
+    """8 movers take members from one set: each member is moved by exactly
+    one of them, into that one's set, and the source is gone."""
+    members = [f"m{i:03}" for i in range(150)]
+    rcache.sadd("src", *members)
+    began = time.monotonic()
+    results = workers.run(jobs.smove_all, threads=2, spec=spec, source="src", members=members)
+    _report(f"smove race: {len(members)} by 8 in {time.monotonic() - began:.2f}s")
+    moved = Counter(_flatten(_flatten(results)))
+    assert {member: n for member, n in moved.items() if n != 1} == {}
+    assert set(moved) == set(members)
+    held = {
+        f"to-{worker}-{thread}": set(mine)
+        for worker, per_worker in enumerate(results)
+        for thread, mine in enumerate(per_worker)
+    }
+    for key, mine in held.items():
+        assert rcache.smembers(key) == mine, key
+    assert rcache.has_key("src") is False
+
+
+def test_smove_to_and_fro_keeps_each_member_in_one_set(
+    rcache: Any, workers: WorkerPool, spec: Any
+) -> None:
+    """Members moved both ways between two sets at once (row locks taken in
+    opposite orders): none is lost or doubled."""
+    members = [f"m{i:02}" for i in range(30)]
+    rcache.sadd("a", *members[::2])
+    rcache.sadd("b", *members[1::2])
+    began = time.monotonic()
+    workers.run(
+        jobs.smove_to_and_fro, threads=2, spec=spec, keys=["a", "b"], members=members, rounds=4
+    )
+    _report(f"smove to and fro: 8 x 4 x {len(members)} in {time.monotonic() - began:.2f}s")
+    in_a, in_b = rcache.smembers("a"), rcache.smembers("b")
+    assert in_a & in_b == set()
+    assert in_a | in_b == set(members)
 
 
 @ours_only("django-redis's get_or_set has no lock=")

@@ -41,7 +41,9 @@ the end of the loop).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
+import threading
 from collections import deque
 from collections.abc import Sequence
 from functools import lru_cache
@@ -301,16 +303,25 @@ class Connection:
         )
 
     def close(self) -> None:
-        """Closed at once, without waiting for the server (it may be running
-        a statement whose task was cancelled)."""
+        """Closed at once, without waiting for the server. If it may still be
+        running a statement (whose task was cancelled), the server is asked to
+        cancel it, from a thread: a closed socket alone leaves the backend
+        running the statement to its end, holding its locks, and committing a
+        write the caller gave up on."""
         if self.closed:
             return
         self.closed = True
         self._loop.remove_reader(self._fd)
         if self._writing:
             self._loop.remove_writer(self._fd)
+        cancel = None
+        if self.in_flight or self.pgconn.transaction_status == TransactionStatus.ACTIVE:
+            with contextlib.suppress(psycopg.Error):
+                cancel = self.pgconn.get_cancel()
         self.pgconn.finish()
         self._fail(psycopg.OperationalError("the connection was closed"))
+        if cancel is not None:
+            threading.Thread(target=_cancel, args=(cancel,), daemon=True).start()
 
 
 class Pool(LoopState):
@@ -540,6 +551,12 @@ class PostgreSQLDriver(Driver[Pool]):
 
 
 @lru_cache(maxsize=1024)
+def _cancel(cancel: Any) -> None:
+    """Send a cancel request (a connection of its own to the server)."""
+    with contextlib.suppress(psycopg.Error):
+        cancel.cancel()
+
+
 def _query(sql: str) -> bytes:
     """Django's ``%s`` placeholders as PostgreSQL's ``$1, $2, ...`` (``%%``
     is a literal ``%``)."""

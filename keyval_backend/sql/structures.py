@@ -291,6 +291,33 @@ class StructureSQL:
                 **{desc: pick.format(extra="", order=self.order[desc]) for desc in (False, True)},
             }
 
+        # -- a member moved between sets (smove) --------------------------------
+        # One member of a live structure; params: store_hash, key_hash, kind,
+        # now, member_hash.
+        member_of = (
+            f"SELECT 1 FROM {m} WHERE {mc['entry_id']} = {structure_id} "
+            f"AND {mc['member_hash']} = %s"
+        )
+        # Taken first, so of two moves of one member only one finds it.
+        self.lock_member_sql = (
+            member_of + " FOR UPDATE" if connection.features.has_select_for_update else None
+        )
+        # Into the destination (member params, then the destination's and the
+        # source member's), only while the source has it...
+        self.move_in_sql = (
+            insert_into
+            + self.select_head
+            + self.from_structure.format(rows=self.rows_source(1))
+            + f" AND EXISTS ({member_of})"
+            + self.keep_existing
+        )
+        # ...and out of the source (the source member's params, then the
+        # destination member's), only once the destination has it.
+        self.move_out_sql = (
+            f"DELETE FROM {m} WHERE {mc['entry_id']} = {structure_id} "
+            f"AND {mc['member_hash']} = %s AND EXISTS ({member_of})"
+        )
+
         # -- locks (params use the database clock) -----------------------------
         now = self.clock
         lock_live = f"({c['expires']} IS NULL OR {c['expires']} > {now})"

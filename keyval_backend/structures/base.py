@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from functools import wraps
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -26,6 +26,7 @@ from .steps import Atomic, InThread, Statement, Steps, adrive, drive
 
 if TYPE_CHECKING:
     from ..aio import Driver
+    from ..cache import KeyPages
     from ..sql import Dialect
 
 # A member's parameters, in the order of sql.structures.MEMBER_COLUMNS.
@@ -69,6 +70,22 @@ class StructureCommands(BaseCache):
             page_size: int | None = None,
             stale_ok: bool = True,
         ) -> Iterator[tuple[str, str, Any]]: ...
+        def _apages(
+            self,
+            prefix: str,
+            version: int | None,
+            match: re.Pattern[str] | None,
+            page_size: int | None,
+        ) -> AsyncIterator[tuple[str, str]]: ...
+        def _key_pages(
+            self,
+            prefix: str,
+            version: int | None,
+            values: bool = False,
+            match: re.Pattern[str] | None = None,
+            key_prefix: str | None = None,
+            page_size: int | None = None,
+        ) -> KeyPages: ...
 
     def _structures(self) -> tuple[StructureSQL, str]:
         dialect = self._get_dialect()

@@ -12,13 +12,14 @@ import secrets
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, connections, transaction
 
 from .. import db
 from ..codec import member_hash
+from ..exceptions import WrongTypeError
 from ..patterns import compile_glob
-from .base import MemberRow, StructureCommands, async_twins
-from .steps import InThread, Statement, Steps, command
+from .base import WRITE_ATTEMPTS, MemberRow, StructureCommands, async_twins
+from .steps import Atomic, InThread, Statement, Steps, command
 
 SET = "set"
 
@@ -136,19 +137,51 @@ class SetCommands(StructureCommands):
             yield from self._check_kind_steps(key_hash, SET)
         return rows
 
-    def smove(self, source: Any, destination: Any, member: Any, version: int | None = None) -> bool:
+    @command
+    def smove(
+        self, source: Any, destination: Any, member: Any, version: int | None = None
+    ) -> Steps[bool]:
         """Move ``member`` from ``source`` to ``destination`` atomically; False
-        if ``source`` does not have it."""
+        if ``source`` does not have it. The move is one transaction of fixed
+        statements (the member locked, copied in, deleted out), so it runs
+        natively too; a destination it had to create and then did not fill
+        is dropped again."""
         sql, alias = self._structures()
-        source_hash = self._key_hash(source, version)
-        self._check_kind(self._key_hash(destination, version), SET)
+        dest_bytes, dest_hash = self._identify(self.make_and_validate_key(destination, version))
+        yield from self._check_kind_steps(dest_hash, SET)
         row = self._member_row(member)
-        with transaction.atomic(using=alias):
-            if not self._delete_members(source, version, SET, [row[0]]):
+        for _ in range(WRITE_ATTEMPTS):
+            source_hash, source_where = self._where(source, version, SET)
+            in_source = [*source_where, row[0]]
+            if not (yield from self._read_steps(source_hash, SET, sql.member_sql, in_source)):
                 return False
-            self._write_members(destination, version, SET, [row], sql.keep_existing)
-        self._drop_if_empty(source_hash, SET)
-        return True
+            if source_hash == dest_hash:
+                return True
+            _, created = yield from self._ensure_steps(dest_bytes, dest_hash, SET)
+            _, dest_where = self._where(destination, version, SET)
+            moves = [
+                Statement(sql.move_in_sql, [*row, *dest_where, *in_source], False, True),
+                Statement(sql.move_out_sql, [*in_source, *dest_where, row[0]], False, True),
+            ]
+            if sql.lock_member_sql is not None:
+                moves.insert(0, Statement(sql.lock_member_sql, in_source))
+            try:
+                _, moved = yield Atomic(tuple(moves))
+            except IntegrityError:
+                # The destination was deleted between the INSERT's SELECT and
+                # its foreign key check (as in _write_members_steps): nothing
+                # moved. Inside a transaction that is the caller's to retry.
+                if connections[alias].in_atomic_block:
+                    raise
+                moved = 0
+            if moved:
+                yield from self._drop_if_empty_steps(source_hash, SET)
+                return True
+            if created:
+                yield from self._drop_if_empty_steps(dest_hash, SET)
+            # Moved away by another process meanwhile, or the destination was
+            # deleted before the member reached it: look again.
+        raise WrongTypeError(f"set {destination!r} kept disappearing while being written")
 
     # -- set algebra ------------------------------------------------------------
 

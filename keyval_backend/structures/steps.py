@@ -105,7 +105,7 @@ def command(body: Callable[Concatenate[Any, P], Steps[T]]) -> Callable[Concatena
 
     @wraps(body)
     def method(self: Any, *args: P.args, **kwargs: P.kwargs) -> T:
-        return drive(self._structures()[1], body(self, *args, **kwargs))
+        return drive(self._get_dialect().alias, body(self, *args, **kwargs))
 
     method.steps = body  # type: ignore[attr-defined]
     return cast("Callable[Concatenate[Any, P], T]", method)
