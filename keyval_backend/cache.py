@@ -1266,15 +1266,14 @@ class KeyValCache(
         match: re.Pattern[str] | None = None,
         key_prefix: str | None = None,
         page_size: int | None = None,
-        stale_ok: bool = True,
     ) -> Iterator[tuple[str, str, Any]]:
         """``(key, key hash, value or None)`` of the live keys that start with
-        ``prefix`` (and fully match ``match``), a page at a time; from
-        ``READ_DATABASE`` if set, unless not ``stale_ok`` (keys about to be
-        deleted are read where they will be deleted)."""
+        ``prefix`` (and fully match ``match``), a page at a time, from
+        ``READ_DATABASE`` if set. (delete_pattern walks :class:`KeyPages` on
+        the database it deletes from.)"""
         pages = self._key_pages(prefix, version, values, match, key_prefix, page_size)
         while not pages.done:
-            yield from pages.take(*self._page(pages, stale_ok))
+            yield from pages.take(*self._page(pages))
 
     def _key_pages(
         self,
@@ -1287,9 +1286,10 @@ class KeyValCache(
     ) -> KeyPages:
         return KeyPages(self, prefix, version, values, match, key_prefix, page_size)
 
-    def _page(self, pages: KeyPages, stale_ok: bool) -> tuple[Dialect, list[Any]]:
-        """The next page's rows, read on Django's connection."""
-        dialect, cursor = self._read_sql() if stale_ok else self._sql()
+    def _page(self, pages: KeyPages) -> tuple[Dialect, list[Any]]:
+        """The next page's rows, read on Django's connection (of
+        ``READ_DATABASE`` if set)."""
+        dialect, cursor = self._read_sql()
         with cursor:
             cursor.execute(*pages.query(dialect))
             return dialect, cursor.fetchall()
@@ -1308,7 +1308,7 @@ class KeyValCache(
         driver = self._native_read()
         while not pages.done:
             if driver is None:
-                found = pages.take(*await _in_thread(self._page, pages, True))
+                found = pages.take(*await _in_thread(self._page, pages))
             else:
                 rows, _ = await driver.read(*pages.query(driver.dialect))
                 found = pages.take(driver.dialect, rows)

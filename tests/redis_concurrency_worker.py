@@ -91,15 +91,16 @@ def smove_all(worker: int, thread: int, spec: Spec, source: str, members: list[s
     return [member for member in mine if cache.smove(source, f"to-{worker}-{thread}", member)]
 
 
-def smove_to_and_fro(
+def smove_round(
     worker: int, thread: int, spec: Spec, keys: list[str], members: list[str], rounds: int
 ) -> int:
-    """Move every member between the two sets ``keys``, half the workers one
-    way and half the other, ``rounds`` times; how many moves succeeded."""
+    """Move every member along the ring of sets ``keys``, each worker from a
+    set of its own in each round, ``rounds`` times; how many moves succeeded."""
     cache = build_cache(spec)
     moved = 0
     for turn in range(rounds):
-        source, destination = keys if (worker + thread + turn) % 2 else keys[::-1]
+        start = (worker * 2 + thread + turn) % len(keys)
+        source, destination = keys[start], keys[(start + 1) % len(keys)]
         moved += sum(cache.smove(source, destination, member) for member in members)
     return moved
 

@@ -236,6 +236,27 @@ def test_smove_to_another_kind_is_wrongtype(rcache: Any) -> None:
     assert rcache.get("plain") == 1
 
 
+def test_smove_from_a_missing_key_is_false_whatever_the_destination(rcache: Any) -> None:
+    """Redis answers 0 for a missing source before it checks any type."""
+    rcache.set("plain", 1)
+    assert rcache.smove("missing", "plain", "a") is False
+    assert rcache.get("plain") == 1
+
+
+def test_smove_of_a_missing_member_into_another_kind_is_wrongtype(rcache: Any) -> None:
+    rcache.sadd("src", "a")
+    rcache.set("plain", 1)
+    with pytest.raises(WrongType, match=r"^WRONGTYPE"):
+        rcache.smove("src", "plain", "z")
+
+
+def test_smove_from_another_kind_is_wrongtype(rcache: Any) -> None:
+    rcache.set("plain", 1)
+    with pytest.raises(WrongType, match=r"^WRONGTYPE"):
+        rcache.smove("plain", "dst", "a")
+    assert rcache.has_key("dst") is False
+
+
 # -- sdiff, sinter, sunion ------------------------------------------------------------
 
 

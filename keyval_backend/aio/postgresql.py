@@ -303,11 +303,13 @@ class Connection:
         )
 
     def close(self) -> None:
-        """Closed at once, without waiting for the server. If it may still be
-        running a statement (whose task was cancelled), the server is asked to
-        cancel it, from a thread: a closed socket alone leaves the backend
-        running the statement to its end, holding its locks, and committing a
-        write the caller gave up on."""
+        """Closed at once for the loop, without waiting for the server. If it
+        may still be running a statement (whose task was cancelled), a thread
+        asks the server to cancel it and then closes the socket: a closed
+        socket alone leaves the backend running the statement to its end,
+        holding its locks (and committing a write the caller gave up on,
+        which the cancel usually stops), and PgBouncer forwards a cancel
+        request only while its client is connected."""
         if self.closed:
             return
         self.closed = True
@@ -318,10 +320,11 @@ class Connection:
         if self.in_flight or self.pgconn.transaction_status == TransactionStatus.ACTIVE:
             with contextlib.suppress(psycopg.Error):
                 cancel = self.pgconn.get_cancel()
-        self.pgconn.finish()
         self._fail(psycopg.OperationalError("the connection was closed"))
-        if cancel is not None:
-            threading.Thread(target=_cancel, args=(cancel,), daemon=True).start()
+        if cancel is None:
+            self.pgconn.finish()
+        else:
+            threading.Thread(target=_cancel, args=(cancel, self.pgconn), daemon=True).start()
 
 
 class Pool(LoopState):
@@ -550,13 +553,17 @@ class PostgreSQLDriver(Driver[Pool]):
         return self._states.get(asyncio.get_running_loop())
 
 
+def _cancel(cancel: Any, pgconn: Any) -> None:
+    """Send a cancel request (a connection of its own to the server), then
+    close the connection whose statement it cancels (no longer the loop's)."""
+    try:
+        with contextlib.suppress(psycopg.Error):
+            cancel.cancel()
+    finally:
+        pgconn.finish()
+
+
 @lru_cache(maxsize=1024)
-def _cancel(cancel: Any) -> None:
-    """Send a cancel request (a connection of its own to the server)."""
-    with contextlib.suppress(psycopg.Error):
-        cancel.cancel()
-
-
 def _query(sql: str) -> bytes:
     """Django's ``%s`` placeholders as PostgreSQL's ``$1, $2, ...`` (``%%``
     is a literal ``%``)."""

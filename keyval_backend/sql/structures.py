@@ -298,21 +298,20 @@ class StructureSQL:
             f"SELECT 1 FROM {m} WHERE {mc['entry_id']} = {structure_id} "
             f"AND {mc['member_hash']} = %s"
         )
-        # Taken first, so of two moves of one member only one finds it.
-        self.lock_member_sql = (
-            member_of + " FOR UPDATE" if connection.features.has_select_for_update else None
-        )
+        locked = " FOR UPDATE" if connection.features.has_select_for_update else ""
         # Into the destination (member params, then the destination's and the
-        # source member's), only while the source has it...
+        # source member's) while the source has the member, which the check
+        # locks: of several moves of one member only one finds it, and the row
+        # it found is the one it deletes...
         self.move_in_sql = (
             insert_into
             + self.select_head
             + self.from_structure.format(rows=self.rows_source(1))
-            + f" AND EXISTS ({member_of})"
+            + f" AND EXISTS ({member_of}{locked})"
             + self.keep_existing
         )
-        # ...and out of the source (the source member's params, then the
-        # destination member's), only once the destination has it.
+        # ...out of the source (the source member's params, then the
+        # destination member's) once the destination has it.
         self.move_out_sql = (
             f"DELETE FROM {m} WHERE {mc['entry_id']} = {structure_id} "
             f"AND {mc['member_hash']} = %s AND EXISTS ({member_of})"

@@ -68,7 +68,6 @@ class StructureCommands(BaseCache):
             match: re.Pattern[str] | None = None,
             key_prefix: str | None = None,
             page_size: int | None = None,
-            stale_ok: bool = True,
         ) -> Iterator[tuple[str, str, Any]]: ...
         def _apages(
             self,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import secrets
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -142,31 +143,33 @@ class SetCommands(StructureCommands):
         self, source: Any, destination: Any, member: Any, version: int | None = None
     ) -> Steps[bool]:
         """Move ``member`` from ``source`` to ``destination`` atomically; False
-        if ``source`` does not have it. The move is one transaction of fixed
-        statements (the member locked, copied in, deleted out), so it runs
-        natively too; a destination it had to create and then did not fill
-        is dropped again."""
+        if ``source`` does not have it. As in Redis, a missing source is
+        False before any type is checked. The move is one transaction of two
+        fixed statements (copied in while the source has it, deleted out once
+        the destination has it), so it runs natively too; a destination it
+        had to create and then did not fill is dropped again."""
         sql, alias = self._structures()
+        source_hash = self._key_hash(source, version)
+        if (yield from self._check_kind_steps(source_hash, SET)) is None:
+            return False
         dest_bytes, dest_hash = self._identify(self.make_and_validate_key(destination, version))
         yield from self._check_kind_steps(dest_hash, SET)
         row = self._member_row(member)
         for _ in range(WRITE_ATTEMPTS):
-            source_hash, source_where = self._where(source, version, SET)
-            in_source = [*source_where, row[0]]
+            now = time.time()
+            in_source = [self._store_hash, source_hash, SET, now, row[0]]
             if not (yield from self._read_steps(source_hash, SET, sql.member_sql, in_source)):
                 return False
             if source_hash == dest_hash:
                 return True
             _, created = yield from self._ensure_steps(dest_bytes, dest_hash, SET)
-            _, dest_where = self._where(destination, version, SET)
-            moves = [
+            dest_where = [self._store_hash, dest_hash, SET, now]
+            moves = (
                 Statement(sql.move_in_sql, [*row, *dest_where, *in_source], False, True),
                 Statement(sql.move_out_sql, [*in_source, *dest_where, row[0]], False, True),
-            ]
-            if sql.lock_member_sql is not None:
-                moves.insert(0, Statement(sql.lock_member_sql, in_source))
+            )
             try:
-                _, moved = yield Atomic(tuple(moves))
+                _, moved = yield Atomic(moves)
             except IntegrityError:
                 # The destination was deleted between the INSERT's SELECT and
                 # its foreign key check (as in _write_members_steps): nothing
