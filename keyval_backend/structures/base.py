@@ -22,7 +22,7 @@ from .. import db
 from ..codec import FIELD_FORMAT, INT_FORMAT, RowCodec, member_hash, wrong_type_message
 from ..exceptions import WrongTypeError
 from ..sql.structures import MEMBER_READ, StructureSQL, flatten, structure_sql
-from .steps import Atomic, InThread, Statement, Steps, adrive, drive
+from .steps import Atomic, InThread, Result, Statement, Steps, adrive, drive
 
 if TYPE_CHECKING:
     from ..aio import Driver
@@ -256,7 +256,7 @@ class StructureCommands(BaseCache):
         format, number, score)`` of each member written (writes 1: a new
         member). More than MEMBER_BATCH members take one statement per batch,
         in one transaction, in Django's thread."""
-        sql, alias = self._structures()
+        sql, _ = self._structures()
         if len(members) > MEMBER_BATCH:
             batches: list[Any] = yield InThread(
                 self._write_batches, (key, version, kind, members, clause, clause_params)
@@ -271,23 +271,32 @@ class StructureCommands(BaseCache):
         for _ in range(WRITE_ATTEMPTS):
             params = [*flatten(members), self._store_hash, key_hash, kind, time.time()]
             params.extend(clause_params)
-            rows: list[Any]
-            try:
-                rows, _ = yield Statement(text, params, True, True)
-            except IntegrityError:
-                # The structure was deleted by another process between the
-                # SELECT and the foreign key check: make it again. Inside a
-                # transaction that is the caller's to retry (PostgreSQL has
-                # aborted it), as for any write conflict.
-                if connections[alias].in_atomic_block:
-                    raise
-                rows, known = [], False
+            written = yield from self._into_structure_steps(Statement(text, params, True, True))
+            rows: list[Any] = []
+            if written is None:  # the structure went: make it again
+                known = False
+            else:
+                rows = written[0]
             if rows or known:
                 return list(rows)
             if (yield from self._check_kind_steps(key_hash, kind)) is None:
                 yield from self._ensure_steps(key_bytes, key_hash, kind)
             known = True
         raise WrongTypeError(f"{kind} {key!r} kept disappearing while being written")
+
+    def _into_structure_steps(self, request: Statement | Atomic) -> Steps[Result | None]:
+        """Run a write that inserts members into a structure's live row; None
+        if another process deleted that row between the INSERT's SELECT and
+        its foreign key check (nothing was written: the caller looks again).
+        Inside a transaction that is the caller's to retry (PostgreSQL has
+        aborted it), as for any write conflict, so it is raised there."""
+        try:
+            result: Result = yield request
+        except IntegrityError:
+            if connections[self._structures()[1]].in_atomic_block:
+                raise
+            return None
+        return result
 
     def _write_members(
         self,

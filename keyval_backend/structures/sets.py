@@ -13,7 +13,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
-from django.db import IntegrityError, connections, transaction
+from django.db import transaction
 
 from .. import db
 from ..codec import member_hash
@@ -148,7 +148,7 @@ class SetCommands(StructureCommands):
         fixed statements (copied in while the source has it, deleted out once
         the destination has it), so it runs natively too; a destination it
         had to create and then did not fill is dropped again."""
-        sql, alias = self._structures()
+        sql, _ = self._structures()
         source_hash = self._key_hash(source, version)
         if (yield from self._check_kind_steps(source_hash, SET)) is None:
             return False
@@ -168,16 +168,8 @@ class SetCommands(StructureCommands):
                 Statement(sql.move_in_sql, [*row, *dest_where, *in_source], False, True),
                 Statement(sql.move_out_sql, [*in_source, *dest_where, row[0]], False, True),
             )
-            try:
-                _, moved = yield Atomic(moves)
-            except IntegrityError:
-                # The destination was deleted between the INSERT's SELECT and
-                # its foreign key check (as in _write_members_steps): nothing
-                # moved. Inside a transaction that is the caller's to retry.
-                if connections[alias].in_atomic_block:
-                    raise
-                moved = 0
-            if moved:
+            written = yield from self._into_structure_steps(Atomic(moves))
+            if written is not None and written[1]:
                 yield from self._drop_if_empty_steps(source_hash, SET)
                 return True
             if created:
